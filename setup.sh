@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install everything kcrash and its tests need on a Debian machine, build the real fixture dumps,
+# and (unless --no-demo) open kcrash on the demo dump.  Idempotent: a second run costs seconds.
+set -euo pipefail
+cd "$(dirname "$0")"
+need_apt=()
+for pkg in qemu-system-x86 busybox-static kexec-tools makedumpfile crash cpio gdb; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+python3 -m pip install -q -e '.[test]'
+python3 tests/fixtures/build.py --kernel 6.1
+python3 tests/fixtures/build.py --kernel 6.12
+if [ "${1:-}" != "--no-demo" ]; then
+    demo=$(python3 -c 'import sys; sys.path.insert(0, "tests/fixtures"); import locate, json
+d = locate.fixture_dir("6.1"); m = json.loads((d / "manifest.json").read_text())
+print(d / m["vmlinux"]["file"], d / m["dumps"][0]["file"])')
+    exec kcrash $demo
+fi
