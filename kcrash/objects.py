@@ -95,7 +95,11 @@ class Object:
             size = t.size if t.size is not None else 8
             raw = self.raw()
             fmt = _INT_FORMATS.get((size, t.signed and k is not Kind.POINTER))
-            v = struct.unpack_from(fmt, raw)[0] if fmt else int.from_bytes(raw[:size], "little", signed=t.signed)
+            v = (
+                struct.unpack_from(fmt, raw)[0]
+                if fmt
+                else int.from_bytes(raw[:size], "little", signed=t.signed)
+            )
             return bool(v) if k is Kind.BOOL else v
         if k is Kind.FLOAT:
             return struct.unpack_from({4: "<f", 8: "<d"}.get(t.size, "<d"), self.raw())[0]
@@ -125,7 +129,9 @@ class Object:
         if t.kind is Kind.POINTER:
             return self.deref().member(name)
         if t.kind not in (Kind.STRUCT, Kind.UNION):
-            raise ObjectError(f'cannot take member "{name}" of {type_name(self.type_)}: not a struct or union')
+            raise ObjectError(
+                f'cannot take member "{name}" of {type_name(self.type_)}: not a struct or union'
+            )
         m, bit_off = t.member(name)
         if m.bit_size:
             base_byte = bit_off // 8
@@ -145,7 +151,9 @@ class Object:
                 bit_offset=bit_offset,
                 bit_size=bit_size,
             )
-        return Object(self.kernel, t, address=self.address + byte_offset, bit_offset=bit_offset, bit_size=bit_size)
+        return Object(
+            self.kernel, t, address=self.address + byte_offset, bit_offset=bit_offset, bit_size=bit_size
+        )
 
     def __getattr__(self, name: str) -> Object:
         if name.startswith("__"):

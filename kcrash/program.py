@@ -95,7 +95,9 @@ class Kernel:
         if self.elf.e_type != ET_EXEC:
             raise DebugInfoError(vmlinux, "not a kernel image (ELF type is not EXEC)")
         if self.elf.e_machine != EM_X86_64:
-            raise DebugInfoError(vmlinux, f"unsupported machine {self.elf.e_machine} (kcrash supports x86_64)")
+            raise DebugInfoError(
+                vmlinux, f"unsupported machine {self.elf.e_machine} (kcrash supports x86_64)"
+            )
         if self.elf.section(".symtab") is None:
             raise DebugInfoError(vmlinux, "no symbol table (stripped kernel image? use the -dbg vmlinux)")
         self.memory = memory if memory is not None else open_dump(dump, zero_excluded=zero_excluded)
@@ -201,10 +203,7 @@ class Kernel:
             return
         dump_release = self.vmcoreinfo.get("OSRELEASE") or _banner_release(in_dump) or "unknown"
         file_release = _banner_release(on_disk) or "unknown"
-        why = (
-            f"vmlinux and dump do not match: vmlinux is {file_release}, "
-            f"dump is {dump_release}"
-        )
+        why = f"vmlinux and dump do not match: vmlinux is {file_release}, dump is {dump_release}"
         if dump_release == file_release:
             why += " (same release, different build)"
         if not force:

@@ -111,8 +111,10 @@ class Translator:
         self.kaslr_offset = kaslr_offset
         self.pgd_paddr = pgd_paddr
         self.l5 = l5
-        self.page_offset = page_offset if page_offset is not None else (
-            DEFAULT_PAGE_OFFSET_L5 if l5 else DEFAULT_PAGE_OFFSET
+        self.page_offset = (
+            page_offset
+            if page_offset is not None
+            else (DEFAULT_PAGE_OFFSET_L5 if l5 else DEFAULT_PAGE_OFFSET)
         )
         self.direct_map_size = 1 << max_physmem_bits
         self.kernel_image_size = kernel_image_size

@@ -18,6 +18,7 @@ STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 SHN_UNDEF, SHN_ABS = 0, 0xFFF1
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
 SHT_NOBITS = 8
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,82 +59,146 @@ def _nm_letter(info: int, shndx: int, sections: list) -> str:
     return letter.upper() if bind == STB_GLOBAL else letter
 
 
-class SymbolTable:
-    """Sorted symbols of the vmlinux (or of one module); addresses are the run-time ones."""
+def _sorted(addresses, names, sizes, types):
+    """Sort by address; at equal addresses global names first, then by name."""
+    order = sorted(range(len(addresses)), key=lambda i: (addresses[i], types[i].islower(), names[i]))
+    return (
+        [addresses[i] for i in order],
+        [names[i] for i in order],
+        [sizes[i] for i in order],
+        "".join(types[i] for i in order),
+    )
 
-    def __init__(self, symbols: list[Symbol]) -> None:
-        # Sort by address; at equal addresses prefer global, then typed (function/object) names.
-        symbols.sort(key=lambda s: (s.address, not s.is_global, s.name))
-        self.symbols = symbols
-        self.addresses = array("Q", (s.address for s in symbols))
-        self.by_name: dict[str, Symbol] = {}
-        for s in symbols:
-            prev = self.by_name.get(s.name)
-            if prev is None or (s.is_global and not prev.is_global):
-                self.by_name[s.name] = s
+
+def _name_index(names: list[str], types: str) -> dict[str, int]:
+    """name -> index; a global definition wins over same-named statics, else the lowest address."""
+    by_name: dict[str, int] = {}
+    for i in range(len(names) - 1, -1, -1):
+        by_name[names[i]] = i
+    for i, letter in enumerate(types):
+        if letter.isupper() and not types[by_name[names[i]]].isupper():
+            by_name[names[i]] = i
+    return by_name
+
+
+class SymbolTable:
+    """Sorted symbols of the vmlinux (or of one module); addresses are the run-time ones.
+
+    Held as parallel arrays (the vmlinux has ~120k symbols); Symbol records are made on demand.
+    """
+
+    def __init__(
+        self,
+        addresses: list[int],
+        names: list[str],
+        sizes: list[int],
+        types: str,
+        module: str | None = None,
+        by_name: dict[str, int] | None = None,
+    ) -> None:
+        if by_name is None or any(addresses[i] > addresses[i + 1] for i in range(len(addresses) - 1)):
+            addresses, names, sizes, types = _sorted(addresses, names, sizes, types)
+            by_name = _name_index(names, types)
+        self.addresses = array("Q", addresses)
+        self.names = names
+        self.sizes = sizes
+        self.types = types
+        self.module = module
+        self.by_name = by_name
+
+    @classmethod
+    def from_symbols(cls, symbols: list[Symbol], module: str | None = None) -> SymbolTable:
+        return cls(
+            [s.address for s in symbols],
+            [s.name for s in symbols],
+            [s.size for s in symbols],
+            "".join(s.type for s in symbols),
+            module,
+        )  # unsorted input: __init__ sorts and indexes
 
     @classmethod
     def from_elf(cls, elf: ElfImage, kaslr_offset: int = 0) -> SymbolTable:
+        """The vmlinux's symbols relocated by `kaslr_offset`, through the build-id keyed cache."""
+        from kcrash.debuginfo import cache
+
+        bid = elf.build_id()
+        raw = cache.load(bid, "symbols", _CACHE_VERSION) if bid else None
+        if raw is None:
+            raw = cls._read_elf(elf)
+            if bid:
+                cache.store(bid, "symbols", _CACHE_VERSION, raw)
+        addresses, names, sizes, types, by_name = raw
+        if kaslr_offset:
+            mask = 0xFFFFFFFFFFFFFFFF
+            addresses = [
+                (a + kaslr_offset) & mask if a >= KERNEL_TEXT_MAP and t not in "aA" else a
+                for a, t in zip(addresses, types, strict=True)
+            ]
+        return cls(addresses, names, sizes, types, by_name=by_name)
+
+    @staticmethod
+    def _read_elf(elf: ElfImage) -> tuple:
+        """Link-time symbols, sorted, with the name index."""
         symtab = elf.section(".symtab")
         if symtab is None:
-            return cls([])
+            return [], [], [], ""
         data = elf.section_data(".symtab")
         strsec = elf.sections[symtab.link]
-        strtab = elf.map
-        str_base = strsec.offset
+        strtab = bytes(elf.data[strsec.offset : strsec.offset + strsec.size])
         sections = elf.sections
         letters: dict[tuple[int, int], str] = {}
-        out: list[Symbol] = []
+        addresses: list[int] = []
+        names: list[str] = []
+        sizes: list[int] = []
+        types: list[str] = []
         find = strtab.find
         for name_off, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", data):
             typ = info & 0xF
             if name_off == 0 or typ == STT_SECTION or typ == STT_FILE or shndx == SHN_UNDEF:
                 continue
-            start = str_base + name_off
-            name = strtab[start : find(b"\0", start)].decode("utf-8", "replace")
             key = (info, shndx)
             letter = letters.get(key)
             if letter is None:
                 letter = letters[key] = _nm_letter(info, shndx, sections)
-            if value >= KERNEL_TEXT_MAP and shndx != SHN_ABS:
-                value = (value + kaslr_offset) & 0xFFFFFFFFFFFFFFFF
-            out.append(Symbol(name, value, size, letter))
-        return cls(out)
+            addresses.append(value)
+            names.append(strtab[name_off : find(b"\0", name_off)].decode("utf-8", "replace"))
+            sizes.append(size)
+            types.append(letter)
+        addresses, names, sizes, types_s = _sorted(addresses, names, sizes, "".join(types))
+        return addresses, names, sizes, types_s, _name_index(names, types_s)
 
     def __len__(self) -> int:
-        return len(self.symbols)
+        return len(self.names)
+
+    def at(self, i: int) -> Symbol:
+        return Symbol(self.names[i], self.addresses[i], self.sizes[i], self.types[i], self.module)
 
     def lookup(self, name: str) -> Symbol | None:
-        return self.by_name.get(name)
+        i = self.by_name.get(name)
+        return None if i is None else self.at(i)
 
     def resolve(self, address: int) -> tuple[Symbol, int] | None:
         """The symbol at or below `address` and the offset into it (crash's `sym ADDR`)."""
         i = bisect.bisect_right(self.addresses, address) - 1
         if i < 0:
             return None
-        sym = self.symbols[i]
         # Several names may share an address: report the preferred one (first in sort order).
-        while i > 0 and self.addresses[i - 1] == sym.address:
-            i -= 1
-        sym = self.symbols[i]
-        return sym, address - sym.address
-
-    def index_of(self, sym: Symbol) -> int:
-        i = bisect.bisect_left(self.addresses, sym.address)
-        while i < len(self.symbols) and self.symbols[i] is not sym:
-            i += 1
-        return i
+        base = self.addresses[i]
+        i = bisect.bisect_left(self.addresses, base)
+        return self.at(i), address - base
 
     def next(self, sym: Symbol) -> Symbol | None:
         i = bisect.bisect_right(self.addresses, sym.address)
-        return self.symbols[i] if i < len(self.symbols) else None
+        return self.at(i) if i < len(self.names) else None
 
     def previous(self, sym: Symbol) -> Symbol | None:
         i = bisect.bisect_left(self.addresses, sym.address) - 1
-        return self.symbols[i] if i >= 0 else None
+        if i < 0:
+            return None
+        return self.at(bisect.bisect_left(self.addresses, self.addresses[i]))
 
     def search(self, text: str) -> list[Symbol]:
-        return [s for s in self.symbols if text in s.name]
+        return [self.at(i) for i, n in enumerate(self.names) if text in n]
 
-    def names(self) -> list[str]:
-        return list(self.by_name)
+    def __iter__(self):
+        return (self.at(i) for i in range(len(self.names)))

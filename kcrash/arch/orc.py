@@ -1,0 +1,132 @@
+"""x86_64 ORC unwind tables: lookup of the entry describing an instruction address.
+
+The vmlinux carries `.orc_unwind_ip` (sorted s32 self-relative addresses) and `.orc_unwind` (6-byte entries).
+The bit layout of `struct orc_entry` is read from the kernel's own type information when it has one; the
+meaning of the type field follows from its width (2 bits: CALL 0 / REGS 1 / REGS_PARTIAL 2 and an `end`
+bit, up to 6.3; 3 bits: UNDEFINED 0 / END_OF_STACK 1 / CALL 2 / REGS 3 / REGS_PARTIAL 4, from 6.4).
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from array import array
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kcrash.debuginfo.elffile import ElfImage
+    from kcrash.debuginfo.types import Type
+
+__all__ = ["OrcEntry", "OrcTable", "REG_PREV_SP", "REG_SP", "REG_BP", "REG_UNDEFINED"]
+
+# ORC register numbers (arch/x86/include/asm/orc_types.h, 4.14 to 7.0).
+REG_UNDEFINED = 0
+REG_PREV_SP = 1
+REG_DX = 2
+REG_DI = 3
+REG_BP = 4
+REG_SP = 5
+REG_R10 = 6
+REG_R13 = 7
+REG_BP_INDIRECT = 8
+REG_SP_INDIRECT = 9
+
+# Normalised frame types.
+TYPE_UNDEFINED = "undefined"
+TYPE_END = "end"
+TYPE_CALL = "call"
+TYPE_REGS = "regs"
+TYPE_REGS_PARTIAL = "regs_partial"
+
+_OLD_TYPES = {0: TYPE_CALL, 1: TYPE_REGS, 2: TYPE_REGS_PARTIAL}
+_NEW_TYPES = {0: TYPE_UNDEFINED, 1: TYPE_END, 2: TYPE_CALL, 3: TYPE_REGS, 4: TYPE_REGS_PARTIAL}
+
+
+@dataclass(frozen=True, slots=True)
+class OrcEntry:
+    sp_offset: int
+    bp_offset: int
+    sp_reg: int
+    bp_reg: int
+    type: str
+    signal: bool
+
+
+class _Bits:
+    """Positions of the bit fields in the 16-bit flags word that follows sp_offset and bp_offset."""
+
+    def __init__(self, fields: dict[str, tuple[int, int]]) -> None:
+        self.fields = fields
+
+    def get(self, flags: int, name: str) -> int:
+        pos = self.fields.get(name)
+        if pos is None:
+            return 0
+        shift, width = pos
+        return (flags >> shift) & ((1 << width) - 1)
+
+
+def _layout_from_type(orc_type: Type | None) -> tuple[_Bits, bool]:
+    """(bit positions, new type numbering?) of orc_entry's flag fields."""
+    default = {"sp_reg": (0, 4), "bp_reg": (4, 4), "type": (8, 2), "end": (10, 1)}
+    if orc_type is None:
+        return _Bits(default), False
+    fields = {}
+    for m in orc_type.strip().members:
+        if m.bit_size and m.bit_offset >= 32:
+            fields[m.name] = (m.bit_offset - 32, m.bit_size)
+    if "sp_reg" not in fields or "type" not in fields:
+        return _Bits(default), False
+    return _Bits(fields), fields["type"][1] >= 3
+
+
+class OrcTable:
+    """ORC entries for a range of kernel text (the vmlinux, or one module), at run-time addresses."""
+
+    def __init__(self, ips: array, entries: bytes, layout: _Bits, new_types: bool) -> None:
+        self.ips = ips
+        self.entries = entries
+        self.layout = layout
+        self.new_types = new_types
+        self._cache: dict[int, OrcEntry | None] = {}
+
+    @classmethod
+    def from_vmlinux(cls, elf: ElfImage, kaslr_offset: int, orc_type: Type | None) -> OrcTable | None:
+        ip_sec = elf.section(".orc_unwind_ip")
+        ip_data = elf.section_data(".orc_unwind_ip")
+        entries = elf.section_data(".orc_unwind")
+        if ip_sec is None or ip_data is None or entries is None:
+            return None
+        rel = array("i")
+        rel.frombytes(bytes(ip_data))
+        base = ip_sec.addr + kaslr_offset
+        ips = array("Q", ((base + 4 * i + r) & 0xFFFFFFFFFFFFFFFF for i, r in enumerate(rel)))
+        layout, new = _layout_from_type(orc_type)
+        return cls(ips, bytes(entries), layout, new)
+
+    def find(self, ip: int) -> OrcEntry | None:
+        """The entry that covers `ip` (the last one at or below it), or None outside the table."""
+        i = bisect.bisect_right(self.ips, ip) - 1
+        if i < 0:
+            return None
+        hit = self._cache.get(i, False)
+        if hit is not False:
+            return hit
+        sp_off, bp_off, flags = struct.unpack_from("<hhH", self.entries, 6 * i)
+        lay = self.layout
+        raw_type = lay.get(flags, "type")
+        if self.new_types:
+            typ = _NEW_TYPES.get(raw_type, TYPE_UNDEFINED)
+        else:
+            typ = _OLD_TYPES.get(raw_type, TYPE_UNDEFINED)
+            if lay.get(flags, "end"):
+                typ = TYPE_END
+        sp_reg = lay.get(flags, "sp_reg")
+        if not self.new_types and sp_reg == REG_UNDEFINED and typ == TYPE_CALL:
+            typ = TYPE_UNDEFINED  # old format: an all-zero entry means "no unwind data here"
+        entry = OrcEntry(
+            sp_off, bp_off, sp_reg, lay.get(flags, "bp_reg"), typ, bool(lay.get(flags, "signal"))
+        )
+        self._cache[i] = entry
+        return entry

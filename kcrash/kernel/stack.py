@@ -1,0 +1,287 @@
+"""Kernel stacks: where each task's unwind starts (saved CPU registers or its switch frame), which stack an
+address lies on (task, IRQ, exception stacks), and the backtrace `bt` prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from kcrash.arch.orc import OrcTable
+from kcrash.arch.unwind import PT_REGS_ORDER, Frame, Unwinder
+from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.kernel.cpus import cpu_curr, cpumask_cpus, online_cpus, possible_cpus
+
+if TYPE_CHECKING:
+    from kcrash.arch.x86_64 import Registers
+    from kcrash.objects import Object
+    from kcrash.program import Kernel
+
+__all__ = [
+    "StackRange",
+    "Backtrace",
+    "stack_ranges",
+    "active_task_cpu",
+    "cpu_registers",
+    "task_start_registers",
+    "backtrace",
+    "unwinder",
+]
+
+# crash's names for the x86_64 exception stacks (members of struct cea_exception_stacks).
+_EXCEPTION_STACK_NAMES = {
+    "DF": "DOUBLEFAULT",
+    "NMI": "NMI",
+    "DB": "DEBUG",
+    "DB1": "DEBUG",
+    "MCE": "MCE",
+    "VC": "VC",
+    "VC2": "VC2",
+}
+
+
+@dataclass(frozen=True)
+class StackRange:
+    start: int
+    end: int
+    name: str  # "task", "IRQ stack", "NMI exception stack", …
+    cpu: int | None = None
+
+    def __contains__(self, addr: int) -> bool:
+        return self.start <= addr < self.end
+
+
+@dataclass
+class Backtrace:
+    task: Object
+    cpu: int
+    frames: list[Frame]
+    stacks: list[StackRange | None] = field(default_factory=list)  # the stack each frame's sp is on
+    source: str = ""  # where the unwind started: "NT_PRSTATUS", "QEMU", "switch frame", "stack search"
+
+
+@lru_cache(maxsize=4)
+def unwinder(k: Kernel) -> Unwinder:
+    orc_type = k.find_type("struct orc_entry")
+    orc = OrcTable.from_vmlinux(k.elf, k.kaslr_offset, orc_type)
+    offsets = None
+    pt = k.find_type("struct pt_regs")
+    if pt is not None:
+        offsets = {}
+        for name in PT_REGS_ORDER:
+            hit = pt.find_member(name)
+            if hit is not None:
+                offsets[name] = hit[1] // 8
+    stext = k.symbols.lookup("_stext")
+    etext = k.symbols.lookup("_etext")
+    lo = stext.address if stext else 0xFFFFFFFF80000000
+    hi = etext.address if etext else 0xFFFFFFFFFFFFFFFF
+
+    def is_text(addr: int) -> bool:
+        return lo <= addr < hi or _module_text(k, addr)
+
+    cfi = None
+    frame_data = k.elf.section_data(".debug_frame")
+    if frame_data is not None:
+        from kcrash.arch.dwarf_cfi import CfiTable
+
+        cfi = CfiTable(frame_data, k.kaslr_offset)
+    return Unwinder(k.read, orc, cfi, offsets, is_text)
+
+
+def _module_text(k: Kernel, addr: int) -> bool:
+    return False  # module text needs module ORC tables; frames there end the unwind for now
+
+
+def thread_size(k: Kernel) -> int:
+    t = k.find_type("union thread_union")
+    return t.sizeof() if t is not None else 16384
+
+
+@lru_cache(maxsize=4)
+def _cpu_stacks(k: Kernel) -> tuple[StackRange, ...]:
+    out: list[StackRange] = []
+    irq_t = k.find_type("struct irq_stack")
+    irq_size = irq_t.sizeof() if irq_t is not None else thread_size(k)
+    for cpu in possible_cpus(k):
+        top = None
+        try:
+            if k.symbols.lookup("hardirq_stack_ptr") is not None:
+                top = int(k.per_cpu("hardirq_stack_ptr", cpu))
+            elif k.symbols.lookup("pcpu_hot") is not None:
+                top = int(k.per_cpu("pcpu_hot", cpu).hardirq_stack_ptr)
+        except (KcrashError, MemoryReadError):
+            top = None
+        if top:
+            # hardirq_stack_ptr points at the last word of the stack.
+            end = (top + 8 + 15) & ~15
+            out.append(StackRange(end - irq_size, end, "IRQ stack", cpu))
+        try:
+            if k.symbols.lookup("cea_exception_stacks") is None:
+                continue
+            estacks = k.per_cpu("cea_exception_stacks", cpu).deref()
+            stype = estacks.type_.strip()
+            for m in stype.members:
+                if m.name and m.name.endswith("_stack") and not m.name.endswith("_guard"):
+                    key = m.name[: -len("_stack")]
+                    start = estacks.address + m.offset
+                    name = _EXCEPTION_STACK_NAMES.get(key, key)
+                    out.append(StackRange(start, start + m.type.sizeof(), f"{name} exception stack", cpu))
+        except (KcrashError, MemoryReadError):
+            continue
+    return tuple(out)
+
+
+def stack_ranges(k: Kernel, task: Object) -> list[StackRange]:
+    base = int(task.stack)
+    return [StackRange(base, base + thread_size(k), "task")] + list(_cpu_stacks(k))
+
+
+def _which_stack(ranges: list[StackRange], addr: int) -> StackRange | None:
+    for r in ranges:
+        if addr in r:
+            return r
+    return None
+
+
+@lru_cache(maxsize=4)
+def _active_tasks(k: Kernel) -> dict[int, int]:
+    """task address -> CPU, for the task current on each online CPU."""
+    out = {}
+    for cpu in active_cpus(k):
+        try:
+            out[cpu_curr(k, cpu).address] = cpu
+        except (KcrashError, MemoryReadError):
+            continue
+    return out
+
+
+def active_cpus(k: Kernel) -> list[int]:
+    """CPUs that were running when the kernel crashed: the present ones (a CPU stopped by the panic is no
+    longer online, but its runqueue still names the task it was running)."""
+    try:
+        return cpumask_cpus(k, "__cpu_present_mask")
+    except (KcrashError, MemoryReadError):
+        return online_cpus(k)
+
+
+def active_task_cpu(k: Kernel, task: Object) -> int | None:
+    return _active_tasks(k).get(task.address)
+
+
+def cpu_registers(k: Kernel, cpu: int) -> Registers | None:
+    """The registers the dump saved for `cpu`.
+
+    QEMU saves every vCPU, in CPU order. kdump saves one NT_PRSTATUS per CPU that took part in the crash,
+    with the pid of the task it was running (0 for an idle CPU): match the pid, else the CPU's position.
+    """
+    regs = k.cpu_registers_raw
+    if not regs:
+        return None
+    if any(r.source == "QEMU" or r.control for r in regs):
+        return regs[cpu] if cpu < len(regs) else None
+    try:
+        pid = int(cpu_curr(k, cpu).pid)
+    except (KcrashError, MemoryReadError):
+        pid = None
+    if pid:
+        matches = [r for r in regs if r.pid == pid]
+        if len(matches) == 1:
+            return matches[0]
+    cpus = active_cpus(k)
+    if cpu in cpus and cpus.index(cpu) < len(regs):
+        return regs[cpus.index(cpu)]
+    return None
+
+
+def task_start_registers(k: Kernel, task: Object) -> tuple[dict[str, int], int | None, str]:
+    """(registers, slot of rip or None, source) where the unwind of `task` starts."""
+    cpu = active_task_cpu(k, task)
+    if cpu is not None:
+        saved = cpu_registers(k, cpu)
+        if saved is not None and saved["rip"] >= 0xFFFFFFFF80000000 and not saved.get("cs", 0x10) & 3:
+            return dict(saved.values), None, saved.source
+    # A task switched out by the scheduler: thread.sp points at its struct inactive_task_frame.
+    sp = int(task.thread.sp)
+    frame_t = k.find_type("struct inactive_task_frame")
+    if frame_t is None:
+        raise KcrashError("no struct inactive_task_frame in the debug info: cannot unwind sleeping tasks")
+    frame = k.object_at(frame_t, sp)
+    regs = {"rsp": sp + frame_t.sizeof()}
+    for member, reg in (
+        ("r15", "r15"),
+        ("r14", "r14"),
+        ("r13", "r13"),
+        ("r12", "r12"),
+        ("bx", "rbx"),
+        ("bp", "rbp"),
+    ):
+        if frame_t.find_member(member) is not None:
+            regs[reg] = int(frame.member(member))
+    regs["rip"] = int(frame.ret_addr)
+    slot = frame.ret_addr.address
+    return regs, slot, "switch frame"
+
+
+def _search_stack(k: Kernel, uw: Unwinder, rng: StackRange, want_end: int | None) -> list[Frame] | None:
+    """Find a live call chain on a stack whose registers the dump did not save (an NMI'd CPU): the lowest
+    return address whose ORC unwind climbs to the register block at the top of the stack."""
+    try:
+        blob = k.read(rng.start, rng.end - rng.start)
+    except MemoryReadError:
+        return None
+    import struct
+
+    words = struct.unpack(f"<{len(blob) // 8}Q", blob)
+    for i, word in enumerate(words):
+        if not uw.is_text(word) or uw.orc is None:
+            continue
+        sym = k.symbols.resolve(word)
+        if sym is None or sym[1] == 0:
+            continue
+        slot = rng.start + 8 * i
+        frames = uw.unwind({"rip": word, "rsp": slot + 8, "rbp": 0}, slot=slot)
+        last = frames[-1]
+        if (
+            len(frames) >= 2
+            and last.regs is not None
+            and (want_end is None or last.regs.get("rip") == want_end)
+        ):
+            for f in frames:
+                f.reliable = True
+            return frames
+    return None
+
+
+def backtrace(k: Kernel, task: Object) -> Backtrace:
+    """The stack trace of `task`, as far as the unwinder can follow it."""
+    from kcrash.kernel.tasks import task_cpu
+
+    uw = unwinder(k)
+    ranges = stack_ranges(k, task)
+    cpu = active_task_cpu(k, task)
+    regs, slot, source = task_start_registers(k, task)
+    frames: list[Frame]
+    if cpu is not None and source == "switch frame":
+        # Active on a CPU, but the saved registers are user-mode or absent (an NMI'd CPU): look for
+        # the live chain on that CPU's NMI stack, then its IRQ stack.
+        saved = cpu_registers(k, cpu)
+        frames = []
+        # (An NMI from user mode runs its handler on the task stack.)
+        for rng in ranges:
+            if rng.name == "task" or (rng.cpu == cpu and rng.name in ("NMI exception stack", "IRQ stack")):
+                found = _search_stack(k, uw, rng, saved["rip"] if saved else None)
+                if found:
+                    frames, source = found, "stack search"
+                    break
+        if not frames:
+            if saved is not None:
+                frames = uw.unwind(dict(saved.values))
+                source = saved.source
+            else:
+                frames = uw.unwind(regs, slot)
+    else:
+        frames = uw.unwind(regs, slot)
+    bt = Backtrace(task, cpu if cpu is not None else task_cpu(task), frames, source=source)
+    bt.stacks = [_which_stack(ranges, f.sp) for f in frames]
+    return bt
