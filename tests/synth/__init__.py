@@ -1,0 +1,1 @@
+"""Synthetic crash dumps (ELF, kdump-compressed, flattened) written by tests."""
