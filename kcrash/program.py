@@ -127,10 +127,12 @@ class Kernel:
             link = self._vmlinux_symbol("_stext")
             if link is not None:
                 kaslr = int(info["SYMBOL(_stext)"], 16) - link
+        # phys_base is where the kernel was loaded minus where it was linked: negative when the kernel
+        # sits below its link address (KASLR). Keep it signed so the text-mapping arithmetic stays exact.
         if "NUMBER(phys_base)" in info:
-            phys_base = int(info["NUMBER(phys_base)"]) & 0xFFFFFFFFFFFFFFFF
+            phys_base = _signed64(int(info["NUMBER(phys_base)"]))
         elif getattr(mem, "phys_base", None) is not None and kaslr is not None:
-            phys_base = mem.phys_base
+            phys_base = _signed64(mem.phys_base)
         if kaslr is None or phys_base is None:
             found = self._find_kernel_text()
             if found is None:
@@ -285,8 +287,10 @@ class Kernel:
             if r is not None
         ]
         if prstatus and qemu and len(prstatus) == len(qemu):
+            # QEMU writes both: the state of every vCPU when the dump was taken, in CPU order.
             for p, q in zip(prstatus, qemu, strict=True):
                 p.control = q.control
+                p.source = "QEMU"
         return prstatus or qemu
 
     # --- symbols ----------------------------------------------------------------------------------
@@ -439,6 +443,11 @@ class Kernel:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _signed64(value: int) -> int:
+    value &= 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value >> 63 else value
 
 
 def _banner_release(banner: bytes | None) -> str | None:

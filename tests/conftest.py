@@ -64,3 +64,23 @@ def open_fixture_kernel(fs: FixtureSet, name: str):
     if key not in _kernels:
         _kernels[key] = Kernel(fs.vmlinux, fs.path(name))
     return _kernels[key]
+
+
+_registry = None
+
+
+def run_command(kernel, line: str) -> tuple[str, str]:
+    """Run one kcrash command line in-process on `kernel`; returns (stdout, stderr)."""
+    import io
+
+    from kcrash.shell.core import Shell
+    from kcrash.shell.registry import Registry
+
+    global _registry
+    if _registry is None:
+        _registry = Registry()
+        _registry.load_entry_points()
+    out, err = io.StringIO(), io.StringIO()
+    shell = Shell(kernel, registry=_registry, stdout=out, stderr=err)
+    shell.execute(line)
+    return out.getvalue(), err.getvalue()

@@ -124,7 +124,9 @@ def test_fast_paths_need_no_page_tables() -> None:
     mem = PhysMem()
     mem.write(0x1000000 + 0x2000, b"text")
     mem.write(0x5000, b"direct")
-    tr = Translator(mem.read, phys_base=0x1000000, kaslr_offset=0, pgd_paddr=None, page_offset=0xFFFF888000000000)
+    tr = Translator(
+        mem.read, phys_base=0x1000000, kaslr_offset=0, pgd_paddr=None, page_offset=0xFFFF888000000000
+    )
     assert tr.read(START_KERNEL_MAP + 0x2000, 4) == b"text"
     assert tr.read(0xFFFF888000005000, 6) == b"direct"
     with pytest.raises(FaultError):
@@ -202,3 +204,12 @@ def test_parse_qemu_cpu_state() -> None:
     assert r["rax"] == 0x1000 and r["rsp"] == 0x1006 and r["rip"] == 0x1000 + 16
     assert r["cs"] == 0x10 and r["gs_base"] == 0xFFFF888077C00000
     assert r.control["cr3"] == 0x5A000000 and r.control["cr4"] == 0x1000
+
+
+def test_negative_phys_base() -> None:
+    """KASLR may load the kernel below its link address: phys_base is then negative (seen on a real dump)."""
+    mem = PhysMem()
+    mem.write(0x800000 + 0x2000, b"low")
+    tr = Translator(mem.read, phys_base=0x800000 - 0x1000000, kaslr_offset=0, pgd_paddr=None)
+    assert tr.vtop(START_KERNEL_MAP + 0x1000000 + 0x2000) == 0x802000
+    assert tr.read(START_KERNEL_MAP + 0x1002000, 3) == b"low"

@@ -3,11 +3,12 @@ address lies on (task, IRQ, exception stacks), and the backtrace `bt` prints."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from kcrash.arch.orc import OrcTable
+from kcrash.arch.orc import REG_SP, TYPE_CALL, OrcTable
 from kcrash.arch.unwind import PT_REGS_ORDER, Frame, Unwinder
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import cpu_curr, cpumask_cpus, online_cpus, possible_cpus
@@ -230,8 +231,6 @@ def _search_stack(k: Kernel, uw: Unwinder, rng: StackRange, want_end: int | None
         blob = k.read(rng.start, rng.end - rng.start)
     except MemoryReadError:
         return None
-    import struct
-
     words = struct.unpack(f"<{len(blob) // 8}Q", blob)
     for i, word in enumerate(words):
         if not uw.is_text(word) or uw.orc is None:
@@ -247,10 +246,80 @@ def _search_stack(k: Kernel, uw: Unwinder, rng: StackRange, want_end: int | None
             and last.regs is not None
             and (want_end is None or last.regs.get("rip") == want_end)
         ):
-            for f in frames:
-                f.reliable = True
-            return frames
+            return _from_stop_handler(k, frames)
     return None
+
+
+# kdump's crash_setup_regs() (inlined here) saves the panicking CPU's registers.
+_CRASH_SETUP_REGS_CALLERS = ("__crash_kexec", "crash_kexec")
+
+
+def _in_function(k: Kernel, address: int, names: tuple[str, ...]) -> bool:
+    hit = k.symbols.resolve(address)
+    return hit is not None and hit[0].name in names
+
+
+def _returns_into(k: Kernel, addr: int, func_start: int, func_end: int) -> bool:
+    return func_start < addr <= func_end
+
+
+def _calls_after_saved_registers(
+    k: Kernel, uw: Unwinder, frames: list[Frame], regs: dict[str, int]
+) -> list[Frame]:
+    """kdump saves the panicking CPU's registers in __crash_kexec (crash_setup_regs) and then calls on
+    (machine_kexec, relocate_kernel): those later calls are real and their return addresses lie just below
+    the saved stack pointer. Follow them down as long as each callee's ORC frame climbs exactly to its
+    caller's return slot, and show them first, as crash does."""
+    rsp = regs["rsp"]
+    hit = k.symbols.resolve(frames[0].ip)
+    if hit is None or uw.orc is None:
+        return frames
+    sym = hit[0]
+    end = sym.address + (sym.size or 0)
+    try:
+        ret = struct.unpack("<Q", k.read(rsp - 8, 8))[0]
+    except MemoryReadError:
+        return frames
+    if not _returns_into(k, ret, sym.address, end):
+        return frames
+    top = Frame(ip=ret, sp=rsp, slot=rsp - 8, notes=["return address below saved registers"])
+    deeper: list[Frame] = []
+    target = rsp - 8  # the return slot the next callee's frame must climb to
+    for _ in range(4):
+        found = None
+        for slot in range(target - 8, max(target - 2048, 0), -8):
+            try:
+                word = struct.unpack("<Q", k.read(slot, 8))[0]
+            except MemoryReadError:
+                break
+            if not uw.is_text(word):
+                continue
+            entry = uw.orc.find(word - 1)
+            if entry is None or entry.type != TYPE_CALL or entry.sp_reg != REG_SP:
+                continue
+            if slot + 8 + entry.sp_offset - 8 == target:
+                found = Frame(ip=word, sp=slot + 8, slot=slot)
+                break
+        if found is None:
+            break
+        deeper.append(found)
+        target = found.slot
+    if not deeper:
+        return frames
+    deeper.reverse()
+    return deeper + [top] + frames[1:]
+
+
+# Where a CPU that kdump stopped with an NMI parks itself: it never returns from these, so a return address
+# found below them on the stack is left over from a call they already finished.
+_STOP_HANDLERS = ("crash_nmi_callback",)
+
+
+def _from_stop_handler(k: Kernel, frames: list[Frame]) -> list[Frame]:
+    for i, f in enumerate(frames):
+        if _in_function(k, f.ip, _STOP_HANDLERS):
+            return frames[i:]
+    return frames
 
 
 def backtrace(k: Kernel, task: Object) -> Backtrace:
@@ -282,6 +351,8 @@ def backtrace(k: Kernel, task: Object) -> Backtrace:
                 frames = uw.unwind(regs, slot)
     else:
         frames = uw.unwind(regs, slot)
+        if source == "NT_PRSTATUS" and frames and _in_function(k, frames[0].ip, _CRASH_SETUP_REGS_CALLERS):
+            frames = _calls_after_saved_registers(k, uw, frames, regs)
     bt = Backtrace(task, cpu if cpu is not None else task_cpu(task), frames, source=source)
     bt.stacks = [_which_stack(ranges, f.sp) for f in frames]
     return bt
