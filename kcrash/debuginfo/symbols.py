@@ -96,7 +96,7 @@ class SymbolTable:
         module: str | None = None,
         by_name: dict[str, int] | None = None,
     ) -> None:
-        if by_name is None or any(addresses[i] > addresses[i + 1] for i in range(len(addresses) - 1)):
+        if by_name is None:
             addresses, names, sizes, types = _sorted(addresses, names, sizes, types)
             by_name = _name_index(names, types)
         self.addresses = array("Q", addresses)
@@ -129,11 +129,12 @@ class SymbolTable:
                 cache.store(bid, "symbols", _CACHE_VERSION, raw)
         addresses, names, sizes, types, by_name = raw
         if kaslr_offset:
+            # Everything linked in the kernel image moves with KASLR, absolute symbols too (the only ones
+            # there are init_per_cpu__* addresses inside the image); per-cpu offsets and small absolute
+            # values do not. The image is one block, so the order by address survives the shift.
             mask = 0xFFFFFFFFFFFFFFFF
-            addresses = [
-                (a + kaslr_offset) & mask if a >= KERNEL_TEXT_MAP and t not in "aA" else a
-                for a, t in zip(addresses, types, strict=True)
-            ]
+            first = bisect.bisect_left(addresses, KERNEL_TEXT_MAP)
+            addresses = addresses[:first] + [(a + kaslr_offset) & mask for a in addresses[first:]]
         return cls(addresses, names, sizes, types, by_name=by_name)
 
     @staticmethod
