@@ -56,9 +56,7 @@ class ElfImage:
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", self.data, 0x3A)
         if shoff == 0 or shoff + shnum * shentsize > size or shentsize < 64:
             raise DebugInfoError(path, "truncated or corrupt ELF section table")
-        raw = [
-            struct.unpack_from("<IIQQQQIIQQ", self.data, shoff + i * shentsize) for i in range(shnum)
-        ]
+        raw = [struct.unpack_from("<IIQQQQIIQQ", self.data, shoff + i * shentsize) for i in range(shnum)]
         strtab = raw[shstrndx] if shstrndx < shnum else None
         self.sections: list[Section] = []
         self._by_name: dict[str, Section] = {}
