@@ -371,7 +371,7 @@ class Kernel:
     def variable_type(self, name: str) -> tuple[int, Type]:
         """(run-time address, type) of a global or per-cpu variable."""
         sym = self.symbols.lookup(name)
-        if self.btf is not None and sym is not None and sym.address < START_KERNEL_MAP:
+        if sym is not None and sym.address < START_KERNEL_MAP and self.btf is not None:
             percpu = self.btf.percpu_variables().get(name)
             if percpu is not None:
                 return sym.address, percpu[1]
