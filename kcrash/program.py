@@ -332,6 +332,15 @@ class Kernel:
 
         return DwarfIndex.open(self.vmlinux_path, self.elf)
 
+    def prefetch_debuginfo(self) -> bool:
+        """Start building the DWARF name index in the background when it is not cached yet (the first
+        open of a vmlinux), so start-up does not wait for it. True if a build was started."""
+        if "dwarf" in self.__dict__ or self.elf.section(".debug_info") is None:
+            return False
+        from kcrash.debuginfo.dwarf import DwarfIndex
+
+        return DwarfIndex.build_in_background(self.vmlinux_path, self.elf)
+
     @cached_property
     def lines(self):
         if self.dwarf is None:

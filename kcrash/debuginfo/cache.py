@@ -14,7 +14,18 @@ from typing import Any
 
 from kcrash.errors import DebugInfoError
 
-__all__ = ["Section", "elf_sections", "build_id", "cache_dir", "load", "store"]
+__all__ = [
+    "Section",
+    "elf_sections",
+    "build_id",
+    "cache_dir",
+    "load",
+    "store",
+    "exists",
+    "builder_running",
+    "mark_building",
+    "wait_for_builder",
+]
 
 _SHT_NOTE = 7
 _NT_GNU_BUILD_ID = 3
@@ -119,3 +130,43 @@ def store(build_id_hex: str, name: str, version: int, value: Any) -> None:
             raise
     except OSError:
         pass
+
+
+def exists(build_id_hex: str, name: str) -> bool:
+    return (cache_dir(build_id_hex) / name).is_file()
+
+
+def _lock_path(build_id_hex: str, name: str) -> Path:
+    return cache_dir(build_id_hex) / f".{name}.building"
+
+
+def builder_running(build_id_hex: str, name: str) -> bool:
+    """Whether another process is building this entry right now (its pid is in the lock file and alive)."""
+    try:
+        pid = int(_lock_path(build_id_hex, name).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def mark_building(build_id_hex: str, name: str) -> Path | None:
+    """Claim the build of an entry for this process; None if another live process holds it."""
+    if builder_running(build_id_hex, name):
+        return None
+    path = _lock_path(build_id_hex, name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(os.getpid()))
+    except OSError:
+        return None
+    return path
+
+
+def wait_for_builder(build_id_hex: str, name: str, timeout: float = 60.0) -> None:
+    """Wait (bounded) while another process finishes building an entry we are about to need."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while builder_running(build_id_hex, name) and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -1124,10 +1124,37 @@ class DwarfIndex:
             st = os.stat(path)
             key = f"nobuildid-{st.st_size}-{st.st_mtime_ns}"
         raw = cache.load(key, "dwarf-index", INDEX_VERSION)
+        if raw is None and cache.builder_running(key, "dwarf-index"):
+            cache.wait_for_builder(key, "dwarf-index")  # a background build started at kernel open
+            raw = cache.load(key, "dwarf-index", INDEX_VERSION)
         if raw is None:
             raw = cls.build(path, mm, sections)
             cache.store(key, "dwarf-index", INDEX_VERSION, raw)
         return cls(path, mm, sections, raw)
+
+    @staticmethod
+    def build_in_background(path: str, elf: Any) -> bool:
+        """Start building the index cache in a child process when it is missing, so that the first
+        expression that needs DWARF finds it ready. True if a build was started."""
+        import subprocess
+        import sys
+
+        mm = getattr(elf, "map", elf)
+        sections = cache.elf_sections(mm, path)
+        key = cache.build_id(mm, sections)
+        if key is None or cache.exists(key, "dwarf-index") or cache.builder_running(key, "dwarf-index"):
+            return False
+        try:
+            subprocess.Popen(
+                [sys.executable, "-m", "kcrash.debuginfo.dwarf", path],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError:
+            return False
+        return True
 
     @staticmethod
     def build(path: str, elf: Any, sections: dict[str, cache.Section]) -> dict[str, Any]:
@@ -1218,3 +1245,31 @@ class DwarfIndex:
 
     def die(self, offset: int) -> Die:
         return self.reader.die(offset)
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m kcrash.debuginfo.dwarf VMLINUX`: build the index cache (what build_in_background runs)."""
+    import mmap
+
+    path = argv[0]
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    sections = cache.elf_sections(mm, path)
+    key = cache.build_id(mm, sections)
+    if key is None or cache.exists(key, "dwarf-index"):
+        return 0
+    lock = cache.mark_building(key, "dwarf-index")
+    if lock is None:
+        return 0
+    try:
+        os.nice(10)
+        cache.store(key, "dwarf-index", INDEX_VERSION, DwarfIndex.build(path, mm, sections))
+    finally:
+        lock.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))
