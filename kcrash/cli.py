@@ -212,8 +212,10 @@ def _session(ns: argparse.Namespace, kernel, progress: _Progress) -> int:
         debug=ns.debug,
     )
     shell = Shell(kernel, registry=registry, settings=settings)
+    prefetch = getattr(kernel, "prefetch_debuginfo", None)  # absent on test doubles
     try:
-        kernel.prefetch_debuginfo()  # first open of this vmlinux: index DWARF while the user reads
+        if prefetch is not None:
+            prefetch()  # first open of this vmlinux: index DWARF while the user reads
     except Exception as e:  # a failed prefetch only means the index is built when first needed
         _unexpected(e, ns.debug, "while starting the debug-info index build")
     if not ns.silent:
