@@ -3,6 +3,7 @@
     python bench/bench_memory.py                    # every complete fixture set found
     python bench/bench_memory.py DIR_OR_DUMP ...    # fixture directories or dump files
     python bench/bench_memory.py --max-mib 256 ...  # stop each dump after 256 MiB
+    python bench/bench_memory.py --oracles ...      # also drgn and crash reading the same memory
 
 Excluded pages are skipped (is_excluded); pages that fail to read are counted, not fatal.
 Fixture sets are found in $KCRASH_FIXTURE_DIR and $KCRASH_FIXTURES_DIR / ~/.cache/kcrash/fixtures.
@@ -82,15 +83,66 @@ def bench(path: Path, max_bytes: int | None) -> dict:
         "errors": errors,
         "mib": read * page_size / 2**20,
         "seconds": elapsed,
+        "ranges": mem.ranges(),
     }
     mem.close()
     return result
+
+
+DRGN_READ_ALL = """
+import sys, time
+from drgn import FaultError
+spans = [tuple(int(x, 16) for x in s.split("-")) for s in sys.argv[1].split(",")]
+t = time.perf_counter(); n = 0
+for start, end in spans:
+    for paddr in range(start, end, 4096):
+        try:
+            prog.read(paddr, min(4096, end - paddr), True); n += 1
+        except FaultError:
+            pass
+print(n, time.perf_counter() - t)
+"""
+
+
+def oracle_times(path: Path, mem_ranges: list[tuple[int, int]]) -> tuple[str, str]:
+    """Seconds for drgn to read the same physical spans page by page, and for crash's `search -p` (which
+    reads all physical memory) beyond crash's own start-up; '-' where a tool cannot open the dump."""
+    import shutil
+    import subprocess
+
+    vmlinux = path.parent / "vmlinux"
+    spans = ",".join(f"{a:x}-{b:x}" for a, b in mem_ranges)
+    drgn = crash = "-"
+    if shutil.which("drgn") and vmlinux.exists():
+        for extra in ([], ["--architecture", "x86_64"]):
+            proc = subprocess.run(
+                ["drgn", "-q", *extra, "-c", str(path), "-s", str(vmlinux), "-e", DRGN_READ_ALL, spans],
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode == 0 and proc.stdout.split():
+                drgn = f"{float(proc.stdout.split()[1]):.2f}"
+                break
+    if shutil.which("crash") and vmlinux.exists():
+
+        def crash_run(script: str) -> float:
+            t = time.perf_counter()
+            subprocess.run(
+                ["crash", "-s", str(vmlinux), str(path)], input=script, capture_output=True, text=True
+            )
+            return time.perf_counter() - t
+
+        base = crash_run("q\n")
+        full = crash_run("search -p deadbeefcafef00d\nq\n")
+        crash = f"{max(0.0, full - base):.2f}"
+    return drgn, crash
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", help="fixture directories or dump files")
     parser.add_argument("--max-mib", type=float, help="read at most this much of each dump")
+    parser.add_argument("--oracles", action="store_true", help="time drgn and crash reading the same memory")
     args = parser.parse_args()
     dumps: list[Path] = []
     for arg in args.paths:
@@ -104,7 +156,7 @@ def main() -> int:
     max_bytes = int(args.max_mib * 2**20) if args.max_mib else None
     header = (
         f"{'dump':40} {'format':24} {'open ms':>8} {'pages':>8} {'excl':>8} {'err':>5} "
-        f"{'MiB':>8} {'s':>7} {'MiB/s':>8} {'pages/s':>9}"
+        f"{'MiB':>8} {'s':>7} {'MiB/s':>8} {'pages/s':>9}" + ("  drgn s  crash s" if args.oracles else "")
     )
     print(header)
     print("-" * len(header))
@@ -118,7 +170,8 @@ def main() -> int:
         pages_rate = r["pages"] / r["seconds"] if r["seconds"] else 0.0
         print(
             f"{r['dump'][-40:]:40} {r['format']:24} {r['open_ms']:8.1f} {r['pages']:8d} {r['excluded']:8d} "
-            f"{r['errors']:5d} {r['mib']:8.1f} {r['seconds']:7.2f} {rate:8.1f} {pages_rate:9.0f}",
+            f"{r['errors']:5d} {r['mib']:8.1f} {r['seconds']:7.2f} {rate:8.1f} {pages_rate:9.0f}"
+            + ("  {:>6}  {:>7}".format(*oracle_times(path, r["ranges"])) if args.oracles else ""),
             flush=True,
         )
     return 0
