@@ -179,11 +179,17 @@ for t in for_each_task(prog):
 """
 
 
-def test_marker_traces_match_drgn(fixtures61) -> None:
-    """Sleeping marker tasks (crash 8.0.2 cannot see them on 6.1): function order equals drgn's."""
-    for name in ("kdump-lzo.kdump", "qemu.elf"):
-        k = open_fixture_kernel(fixtures61, name)
-        drgn = drgn_eval(fixtures61.vmlinux, fixtures61.path(name), DRGN_TRACES)
+@pytest.mark.parametrize(
+    "series,names",
+    [("6.1", ("kdump-lzo.kdump", "qemu.elf")), ("6.12", ("kdump-lzo-d23.kdump", "qemu.elf"))],
+)
+def test_marker_traces_match_drgn(request, series, names) -> None:
+    """Sleeping marker tasks (crash 8.0.2 cannot see them on 6.1 and cannot open 6.12 at all): function
+    order equals drgn's."""
+    fs = request.getfixturevalue("fixtures61" if series == "6.1" else "fixtures612")
+    for name in names:
+        k = open_fixture_kernel(fs, name)
+        drgn = drgn_eval(fs.vmlinux, fs.path(name), DRGN_TRACES)
         checked = 0
         for line in drgn.splitlines():
             comm, pid, *names = line.split()
@@ -205,3 +211,28 @@ def test_marker_traces_match_drgn(fixtures61) -> None:
                     )
             checked += 1
         assert checked == 2
+
+
+@pytest.mark.parametrize(
+    "name", ["qemu.elf", "qemu-kdump.flat", "qemu-novmcoreinfo.elf", "kdump.elf", "kdump-lzo-d23.kdump"]
+)
+def test_panic_trace_on_612(fixtures612, name) -> None:
+    """6.12 (crash 8.0.2 cannot open these): the panic task's trace runs from the panic path to the syscall
+    entry, and the panicking PID is the one the guest reported."""
+    k = open_fixture_kernel(fixtures612, name)
+    out, err = run_command(k, "bt")
+    assert not err
+    names = [f[1] for f in frames(out)]
+    assert "panic" in names[:4] and names[-1].startswith("entry_SYSCALL_64")
+    assert "CS: 0033" in out.splitlines()[-1]
+    boot = fixtures612.dumps[name]["boot"]
+    assert f"PID: {fixtures612.manifest['boots'][boot]['pids']['kc-crasher']} " in out.splitlines()[0]
+
+
+def test_excluded_task_memory_is_one_clear_line(fixtures612) -> None:
+    """makedumpfile 1.7.2 at -d 31 drops 6.12's task memory (it misreads slab pages as user pages): bt
+    must say which page is missing, as crash would, not fail with a traceback."""
+    k = open_fixture_kernel(fixtures612, "kdump-lzo.kdump")
+    out, err = run_command(k, "bt")
+    assert out == ""
+    assert re.fullmatch(r"bt: page excluded: kernel virtual address: [0-9a-f]+\n", err)

@@ -97,13 +97,14 @@ def _module_text(k: Kernel, addr: int) -> bool:
 def thread_size(k: Kernel) -> int:
     """THREAD_SIZE: the init task's stack bounds from the linker script, else sizeof(union thread_union)
     (BTF does not describe that union, so the symbols avoid waiting for the DWARF index)."""
-    start = k.symbols.lookup("__start_init_task") or k.symbols.lookup("init_stack")
-    end = k.symbols.lookup("__end_init_task")
+    # __start_init_task/__end_init_task until 6.10, then __start_init_stack/__end_init_stack.
+    start = k.symbols.lookup("__start_init_task") or k.symbols.lookup("__start_init_stack")
+    end = k.symbols.lookup("__end_init_task") or k.symbols.lookup("__end_init_stack")
     if start is not None and end is not None and 0 < end.address - start.address <= 1 << 20:
         return end.address - start.address
     t = k.find_type("union thread_union")
     if t is None:
-        raise KcrashError("cannot determine THREAD_SIZE (no __end_init_task, no union thread_union)")
+        raise KcrashError("cannot determine THREAD_SIZE (no init stack symbols, no union thread_union)")
     return t.sizeof()
 
 
