@@ -616,13 +616,11 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Real:
 
 @pytest.mark.fixture
 def test_real_cold_build_then_warm_load(real: Real, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert real.open_seconds < 15, f"cold index build took {real.open_seconds:.1f}s"
+    # How long the cold build and the warm load take is measured in bench/, not asserted here (CI machines
+    # vary in load); this test checks that the second open uses the cache and yields the same index.
     monkeypatch.setenv("KCRASH_CACHE_DIR", str(real.cache_dir))
     monkeypatch.setattr(dwarf, "_scan", lambda *_: pytest.fail("the cache was not used"))
-    start = time.perf_counter()
     warm = DwarfIndex.open(real.path, real.mm)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"loading the cached index took {elapsed:.2f}s"
     assert warm._vars == real.index._vars and warm._enumerators == real.index._enumerators
 
 
