@@ -14,6 +14,14 @@ from shell_fakes import FakeKernel
 
 from kcrash import cli
 from kcrash.errors import DumpError
+from kcrash.shell import startup
+
+
+_REAL_BANNER = startup.banner_lines
+
+
+def _plain_banner(kernel) -> list[str]:
+    return [f"{'KERNEL':>12}: {kernel.vmlinux_path}", f"{'DUMPFILE':>12}: {kernel.dump_path}"]
 
 
 @pytest.fixture
@@ -27,7 +35,8 @@ def fake(monkeypatch, tmp_path):
         return kernel
 
     monkeypatch.setattr(cli, "open_dump", open_dump)
-    monkeypatch.setitem(sys.modules, "kcrash.kernel.sysinfo", None)  # the KERNEL/DUMPFILE-only banner
+    # A fake kernel has no system information: give it the KERNEL/DUMPFILE-only banner.
+    monkeypatch.setattr(startup, "banner_lines", _plain_banner)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -171,6 +180,7 @@ def test_banner_survives_a_failing_sysinfo(fake, capsys, monkeypatch):
 
     module.banner_lines = banner_lines
     monkeypatch.setitem(sys.modules, "kcrash.kernel.sysinfo", module)
+    monkeypatch.setattr(startup, "banner_lines", _REAL_BANNER)
     assert main("-c", "eval 1") == 0
     captured = capsys.readouterr()
     assert "      KERNEL: /fake/vmlinux\n" in captured.out
