@@ -76,11 +76,16 @@ class _Cie:
 
 
 class CfiTable:
-    def __init__(self, data: bytes, bias: int) -> None:
-        """`data`: the .debug_frame bytes; `bias`: added to link-time addresses (the KASLR offset)."""
+    def __init__(self, data: bytes, bias: int, index: tuple[bytes, bytes, bytes] | None = None) -> None:
+        """`data`: the .debug_frame bytes; `bias`: added to link-time addresses (the KASLR offset);
+        `index`: the FDE index as `index_bytes()` returned it earlier (e.g. from a cache)."""
         data = bytes(data)  # 2-3 MB; slicing bytes is simpler and faster than a memoryview here
         self.data = data
         self.bias = bias
+        self._cies: dict[int, _Cie] = {}
+        if index is not None:
+            self.locs, self.ranges, self.offsets = (array("Q", part) for part in index)
+            return
         starts: list[tuple[int, int, int]] = []
         pos, end = 0, len(data)
         while pos + 4 <= end:
@@ -97,7 +102,10 @@ class CfiTable:
         self.locs = array("Q", (s[0] for s in starts))
         self.ranges = array("Q", (s[1] for s in starts))
         self.offsets = array("Q", (s[2] for s in starts))
-        self._cies: dict[int, _Cie] = {}
+
+    def index_bytes(self) -> tuple[bytes, bytes, bytes]:
+        """The FDE index in a form marshal can store."""
+        return self.locs.tobytes(), self.ranges.tobytes(), self.offsets.tobytes()
 
     def _cie(self, offset: int) -> _Cie:
         cie = self._cies.get(offset)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import struct
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -81,11 +82,30 @@ def _layout_from_type(orc_type: Type | None) -> tuple[_Bits, bool]:
     return _Bits(fields), fields["type"][1] >= 3
 
 
+class _SelfRelativeIps(Sequence[int]):
+    """The absolute addresses of .orc_unwind_ip's self-relative s32 entries, computed on access: bisect
+    needs ~20 of the ~370k per lookup, so nothing is converted up front."""
+
+    def __init__(self, rel: array, base: int) -> None:
+        self.rel = rel
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.rel)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self.rel)))]
+        if i < 0:
+            i += len(self.rel)
+        return (self.base + 4 * i + self.rel[i]) & 0xFFFFFFFFFFFFFFFF
+
+
 class OrcTable:
     """ORC entries for a range of kernel text (the vmlinux, or one module), at run-time addresses."""
 
-    def __init__(self, ips: array, entries: bytes, layout: _Bits, new_types: bool) -> None:
-        self.ips = ips
+    def __init__(self, ips: Sequence[int], entries: bytes, layout: _Bits, new_types: bool) -> None:
+        self.ips = ips  # sorted run-time addresses (a sequence: computed on access for the vmlinux)
         self.entries = entries
         self.layout = layout
         self.new_types = new_types
@@ -100,10 +120,8 @@ class OrcTable:
             return None
         rel = array("i")
         rel.frombytes(bytes(ip_data))
-        base = ip_sec.addr + kaslr_offset
-        ips = array("Q", ((base + 4 * i + r) & 0xFFFFFFFFFFFFFFFF for i, r in enumerate(rel)))
         layout, new = _layout_from_type(orc_type)
-        return cls(ips, bytes(entries), layout, new)
+        return cls(_SelfRelativeIps(rel, ip_sec.addr + kaslr_offset), bytes(entries), layout, new)
 
     def find(self, ip: int) -> OrcEntry | None:
         """The entry that covers `ip` (the last one at or below it), or None outside the table."""

@@ -254,9 +254,13 @@ class BtfTypes:
         out: dict[str, tuple[int, Type]] = {}
         self._percpu = out
         types = self._types
-        for tid in range(1, len(self._offsets)):
+        infos = self._infos
+        # Only DATASEC records matter; pahole emits them last, so look from the end.
+        for tid in range(len(self._offsets) - 1, 0, -1):
+            if (infos[tid] >> 24) & 0x1F != BTF_KIND_DATASEC:
+                continue
             kind, vlen, name_off, _size, pos, _ = self._raw(tid)
-            if kind != BTF_KIND_DATASEC or self._name(name_off) != ".data..percpu":
+            if self._name(name_off) != ".data..percpu":
                 continue
             for i in range(vlen):
                 var, offset, _vsize = struct.unpack_from("<III", types, pos + 12 + 12 * i)

@@ -85,8 +85,13 @@ def unwinder(k: Kernel) -> Unwinder:
     frame_data = k.elf.section_data(".debug_frame")
     if frame_data is not None:
         from kcrash.arch.dwarf_cfi import CfiTable
+        from kcrash.debuginfo import cache
 
-        cfi = CfiTable(frame_data, k.kaslr_offset)
+        bid = k.elf.build_id()
+        index = cache.load(bid, "cfi-index", 1) if bid else None
+        cfi = CfiTable(frame_data, k.kaslr_offset, index)
+        if index is None and bid:
+            cache.store(bid, "cfi-index", 1, cfi.index_bytes())
     return Unwinder(k.read, orc, cfi, offsets, is_text)
 
 
