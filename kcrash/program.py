@@ -100,6 +100,10 @@ class Kernel:
             )
         if self.elf.section(".symtab") is None:
             raise DebugInfoError(vmlinux, "no symbol table (stripped kernel image? use the -dbg vmlinux)")
+        if self.elf.section(".debug_info") is None and self.elf.section(".BTF") is None:
+            raise DebugInfoError(
+                vmlinux, "no debug info (neither DWARF nor BTF): use the vmlinux of the kernel's -dbg package"
+            )
         self.memory = memory if memory is not None else open_dump(dump, zero_excluded=zero_excluded)
         self.vmcoreinfo = parse_vmcoreinfo(self.memory.vmcoreinfo)
         self._link_symbols = None
