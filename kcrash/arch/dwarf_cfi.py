@@ -11,6 +11,8 @@ import struct
 from array import array
 from dataclasses import dataclass
 
+from kcrash.debuginfo.leb128 import sleb128, uleb128
+
 __all__ = ["CfiTable", "CfaRow", "DWARF_REGS"]
 
 # DWARF register numbers on x86_64 -> our register names.
@@ -41,30 +43,6 @@ class CfaRow:
     cfa_offset: int
     saved: dict[int, int]  # DWARF register -> offset from the CFA where it is saved
     ra_reg: int = 16
-
-
-def _uleb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return result, pos
-
-
-def _sleb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            if b & 0x40:
-                result -= 1 << shift
-            return result, pos
 
 
 @dataclass
@@ -122,15 +100,15 @@ class CfiTable:
         pos = aug_end + 1
         if version >= 4:
             pos += 2  # address_size, segment_selector_size
-        code_align, pos = _uleb(data, pos)
-        data_align, pos = _sleb(data, pos)
+        code_align, pos = uleb128(data, pos)
+        data_align, pos = sleb128(data, pos)
         if version == 1:
             ra_reg = data[pos]
             pos += 1
         else:
-            ra_reg, pos = _uleb(data, pos)
+            ra_reg, pos = uleb128(data, pos)
         if augmentation.startswith(b"z"):
-            aug_len, pos = _uleb(data, pos)
+            aug_len, pos = uleb128(data, pos)
             pos += aug_len
         cie = _Cie(code_align, data_align, ra_reg, bytes(data[pos:end]))
         self._cies[offset] = cie
@@ -168,7 +146,7 @@ class CfiTable:
                     break
                 continue
             if high == 2:  # offset
-                off, pos = _uleb(ins, pos)
+                off, pos = uleb128(ins, pos)
                 row.saved[low] = off * cie.data_align
                 continue
             if high == 3:  # restore
@@ -192,18 +170,18 @@ class CfiTable:
                 if loc > target:
                     break
             elif op == 0x05:  # offset_extended
-                reg, pos = _uleb(ins, pos)
-                off, pos = _uleb(ins, pos)
+                reg, pos = uleb128(ins, pos)
+                off, pos = uleb128(ins, pos)
                 row.saved[reg] = off * cie.data_align
             elif op in (0x06, 0x08):  # restore_extended, same_value
-                reg, pos = _uleb(ins, pos)
+                reg, pos = uleb128(ins, pos)
                 row.saved.pop(reg, None)
             elif op == 0x07:  # undefined
-                reg, pos = _uleb(ins, pos)
+                reg, pos = uleb128(ins, pos)
                 row.saved.pop(reg, None)
             elif op == 0x09:  # register
-                _, pos = _uleb(ins, pos)
-                _, pos = _uleb(ins, pos)
+                _, pos = uleb128(ins, pos)
+                _, pos = uleb128(ins, pos)
             elif op == 0x0A:  # remember_state
                 stack.append(CfaRow(row.cfa_reg, row.cfa_offset, dict(row.saved), row.ra_reg))
             elif op == 0x0B:  # restore_state
@@ -211,32 +189,32 @@ class CfiTable:
                     saved = stack.pop()
                     row.cfa_reg, row.cfa_offset, row.saved = saved.cfa_reg, saved.cfa_offset, saved.saved
             elif op == 0x0C:  # def_cfa
-                row.cfa_reg, pos = _uleb(ins, pos)
-                row.cfa_offset, pos = _uleb(ins, pos)
+                row.cfa_reg, pos = uleb128(ins, pos)
+                row.cfa_offset, pos = uleb128(ins, pos)
             elif op == 0x0D:  # def_cfa_register
-                row.cfa_reg, pos = _uleb(ins, pos)
+                row.cfa_reg, pos = uleb128(ins, pos)
             elif op == 0x0E:  # def_cfa_offset
-                row.cfa_offset, pos = _uleb(ins, pos)
+                row.cfa_offset, pos = uleb128(ins, pos)
             elif op == 0x11:  # offset_extended_sf
-                reg, pos = _uleb(ins, pos)
-                off, pos = _sleb(ins, pos)
+                reg, pos = uleb128(ins, pos)
+                off, pos = sleb128(ins, pos)
                 row.saved[reg] = off * cie.data_align
             elif op == 0x12:  # def_cfa_sf
-                row.cfa_reg, pos = _uleb(ins, pos)
-                off, pos = _sleb(ins, pos)
+                row.cfa_reg, pos = uleb128(ins, pos)
+                off, pos = sleb128(ins, pos)
                 row.cfa_offset = off * cie.data_align
             elif op == 0x13:  # def_cfa_offset_sf
-                off, pos = _sleb(ins, pos)
+                off, pos = sleb128(ins, pos)
                 row.cfa_offset = off * cie.data_align
             elif op in (0x0F, 0x10, 0x16):  # def_cfa_expression, expression, val_expression
                 if op != 0x0F:
-                    _, pos = _uleb(ins, pos)
-                size, pos = _uleb(ins, pos)
+                    _, pos = uleb128(ins, pos)
+                size, pos = uleb128(ins, pos)
                 pos += size
                 if op == 0x0F:
                     row.cfa_reg = -1  # an expression we do not evaluate: unusable row
             elif op == 0x2E:  # GNU_args_size
-                _, pos = _uleb(ins, pos)
+                _, pos = uleb128(ins, pos)
             else:
                 row.cfa_reg = -1
                 break

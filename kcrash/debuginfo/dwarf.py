@@ -17,6 +17,7 @@ from typing import Any
 
 from kcrash.debuginfo import cache
 from kcrash.debuginfo.btf import canonical_base_name, parse_type_name
+from kcrash.debuginfo.leb128 import sleb128, uleb128
 from kcrash.debuginfo.types import Enumerator, Kind, Member, Parameter, Type
 from kcrash.errors import DebugInfoError
 
@@ -178,30 +179,6 @@ def _abbrev_entry_pattern(group: bytes) -> bytes:
 
 _ABBREV_ENTRY = re.compile(_abbrev_entry_pattern(b"("), re.S)
 _ABBREV_TABLE = re.compile(rb"(?:" + _abbrev_entry_pattern(b"(?:") + rb")*\x00", re.S)
-
-
-def uleb128(buf: Any, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-
-
-def sleb128(buf: Any, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            if b & 0x40:
-                result -= 1 << shift
-            return result, pos
 
 
 def cstring(buf: Any, pos: int) -> str:
