@@ -448,8 +448,21 @@ class Kernel:
         return self.vmcoreinfo.get("OSRELEASE") or self.object("init_uts_ns").name.release.string()
 
     def close(self) -> None:
+        """Close the dump and the vmlinux. Debug-info readers holding views of the vmlinux mapping are
+        dropped first; if a caller still holds one, the mapping is left for the process exit to unmap."""
         self.memory.close()
-        self.elf.close()
+        for name in ("lines", "dwarf", "btf"):
+            reader = self.__dict__.pop(name, None)
+            closer = getattr(reader, "close", None)
+            if closer is not None:
+                try:
+                    closer()
+                except BufferError:
+                    pass
+        try:
+            self.elf.close()
+        except BufferError:
+            pass
 
     def __enter__(self) -> Kernel:
         return self

@@ -93,45 +93,17 @@ def _parse_cpus(text: str, all_cpus: list[int]) -> list[int]:
     return cpus
 
 
-def resolve_task(k, word: str):
-    """A task by PID (decimal) or task_struct address (hex)."""
-    from kcrash.kernel.tasks import find_task, for_each_task
-
-    if word.isdigit():
-        task = find_task(k, int(word))
-        if task is None:
-            raise KcrashError(f"invalid task or pid value: {word}")
-        return task
-    try:
-        address = int(word, 16)
-    except ValueError:
-        raise KcrashError(f"invalid task or pid value: {word}") from None
-    for task in for_each_task(k):
-        if task.address == address:
-            return task
-    raise KcrashError(f"invalid task or pid value: {word}")
-
-
 def default_task(ctx):
-    """The current context task, else the task that panicked."""
+    """The current context task (crash's `set`), else the task that panicked, else CPU 0's task."""
+    from kcrash.kernel.cpus import cpu_curr
+    from kcrash.kernel.stack import active_cpus
+    from kcrash.kernel.tasks import panic_task
+
     if ctx.task is not None:
         return ctx.task
     k = ctx.kernel
-    try:
-        from kcrash.kernel.sysinfo import panic_task  # type: ignore[attr-defined]
-
-        task = panic_task(k)
-        if task is not None:
-            return task
-    except ImportError:
-        pass
-    from kcrash.kernel.cpus import cpu_curr, panic_cpu
-    from kcrash.kernel.stack import active_cpus
-
-    cpu = panic_cpu(k)
-    if cpu is None:
-        cpu = active_cpus(k)[0]
-    return cpu_curr(k, cpu)
+    task = panic_task(k)
+    return task if task is not None else cpu_curr(k, active_cpus(k)[0])
 
 
 def task_header(pid: int, task: int, cpu: int | str, comm: str) -> str:
@@ -262,6 +234,8 @@ def bt_command(ctx, args) -> None:
                 raise KcrashError(f"invalid cpu: {cpu}")
             targets.append(cpu_curr(k, cpu))
     elif args.task:
+        from kcrash.kernel.tasks import resolve_task
+
         targets = [resolve_task(k, word) for word in args.task]
     else:
         targets = [default_task(ctx)]
