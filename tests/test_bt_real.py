@@ -236,3 +236,53 @@ def test_excluded_task_memory_is_one_clear_line(fixtures612) -> None:
     out, err = run_command(k, "bt")
     assert out == ""
     assert re.fullmatch(r"bt: page excluded: kernel virtual address: [0-9a-f]+\n", err)
+
+
+DRGN_ALL_TRACES = """
+from drgn.helpers.linux.pid import for_each_task
+for t in for_each_task(prog):
+    try:
+        names = [f.name or "?" for f in prog.stack_trace(t) if not f.is_inline]
+    except Exception as e:
+        continue
+    print(hex(t.value_()), " ".join(names))
+"""
+
+
+@pytest.mark.parametrize(
+    "series,name",
+    [("6.1", "kdump-lzo.kdump"), ("6.1", "qemu.elf"), ("6.12", "kdump-lzo-d23.kdump"), ("6.12", "qemu.elf")],
+)
+def test_every_task_trace_matches_drgn(request, series, name) -> None:
+    """Every task drgn can unwind: the same functions in the same order. Normalisation: drgn also lists the
+    user-space frame (a bare address), names a label by its containing function (see above) and a GCC
+    split-off part (foo.cold) by its source function; for a
+    task running on a CPU, kcrash may start deeper (the calls made after kdump saved the registers, which
+    crash shows too), so drgn's trace must be a suffix of kcrash's there."""
+    fs = request.getfixturevalue("fixtures61" if series == "6.1" else "fixtures612")
+    k = open_fixture_kernel(fs, name)
+    from kcrash.kernel.stack import active_task_cpu
+
+    drgn = drgn_eval(fs.vmlinux, fs.path(name), DRGN_ALL_TRACES)
+    checked = 0
+    for line in drgn.splitlines():
+        address, *names = line.split()
+        names = [n for n in names if not n.startswith("0x")]
+        if not names:
+            continue
+        out, err = run_command(k, f"bt {address[2:]}")
+        assert not err, err
+        ours = frames(out)
+        task = k.object_at("struct task_struct", int(address, 16))
+        if active_task_cpu(k, task) is not None:
+            ours = ours[len(ours) - len(names) :] if len(ours) >= len(names) else ours
+        assert len(ours) == len(names), f"{name} task {address}: kcrash {ours} drgn {names}"
+        for (_, our_name, addr, _), theirs in zip(ours, names, strict=True):
+            # drgn names GCC's split-off parts (foo.cold, foo.isra.0) by the source function.
+            if our_name != theirs and our_name.split(".")[0] != theirs:
+                sym = k.symbols.lookup(theirs)
+                assert sym and sym.address <= int(addr, 16) < sym.address + sym.size, (
+                    f"{name} task {address}: kcrash {our_name} at {addr}, drgn {theirs}"
+                )
+        checked += 1
+    assert checked >= 40, f"only {checked} tasks compared"
