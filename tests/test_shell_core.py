@@ -98,7 +98,9 @@ def quiet(ctx, args):
 @pytest.fixture
 def shell():
     registry = Registry()
-    registry.load_module("kcrash.commands", "kcrash", builtin=True)
+    # Only the shell's own commands: this module defines stand-in `p` and `struct` for bare-name routing.
+    registry.load_module("kcrash.commands.builtin", "kcrash", builtin=True)
+    registry.load_module("kcrash.commands.builtin_eval", "kcrash-eval", builtin=True)
     registry.load_module(__name__, "tests")
     assert not registry.errors
     return make_shell(registry, FakeKernel(types={"struct task_struct"}))
