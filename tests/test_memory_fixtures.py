@@ -1,8 +1,8 @@
 """kcrash.memory on the real fixture dumps: every dump opens, and random pages agree across formats.
 
 The fixture sets come from tests/fixtures/build.py (found through $KCRASH_FIXTURE_DIR or
-~/.cache/kcrash/fixtures/*/manifest.json).  Without them these tests skip, or fail when
-unless KCRASH_SKIP_FIXTURES=1 (the project-wide opt-out, see tests/conftest.py).
+~/.cache/kcrash/fixtures/*/manifest.json).  Without them these tests fail, unless
+KCRASH_SKIP_FIXTURES=1 (the project-wide opt-out, see tests/conftest.py) makes them skip.
 """
 
 from __future__ import annotations
