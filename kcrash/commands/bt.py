@@ -106,6 +106,22 @@ def default_task(ctx):
     return task if task is not None else cpu_curr(k, active_cpus(k)[0])
 
 
+def _resolve_text(k, address: int):
+    """(symbol, offset) for a frame address: the vmlinux's text, else the loaded module that holds it
+    (its Symbol.module gives crash's ` [module]` suffix); None for user-space addresses."""
+    if address < 0xFFFF800000000000:
+        return None
+    stext, etext = k.symbols.lookup("_stext"), k.symbols.lookup("_etext")
+    if stext is not None and etext is not None and stext.address <= address < etext.address:
+        return k.resolve(address)
+    from kcrash.kernel.modules import resolve_any
+
+    try:
+        return resolve_any(k, address) or k.resolve(address)
+    except KcrashError:
+        return k.resolve(address)
+
+
 def task_header(pid: int, task: int, cpu: int | str, comm: str) -> str:
     """crash's task header line (bt, foreach, …)."""
     return f'PID: {pid:<7}  TASK: {task:<16x}  CPU: {cpu!s:<3}  COMMAND: "{comm}"'
@@ -133,7 +149,7 @@ def build_record(k, task, want_lines: bool) -> tuple[BacktraceRecord, object]:
     bt = backtrace(k, task)
     rec = BacktraceRecord(task_pid(task), task.address, bt.cpu, task_comm(task))
     for i, f in enumerate(bt.frames):
-        hit = k.resolve(f.ip) if f.ip >= 0xFFFF800000000000 else None
+        hit = _resolve_text(k, f.ip)
         fr = FrameRecord(
             level=i,
             stack_address=f.slot if f.slot is not None else f.sp,
@@ -180,7 +196,7 @@ def render(rec: BacktraceRecord, k, opts) -> str:
             regs = fr.exception_registers
             exc = None
             if not fr.user_registers:
-                hit = k.resolve(regs.get("rip", 0))
+                hit = _resolve_text(k, regs.get("rip", 0))
                 exc = f"{hit[0].name}+{hit[1]}" if hit else f"{regs.get('rip', 0):x}"
             lines.extend(_register_block(regs, exc))
         if fr.stack_switch:
