@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands import Argument, KcrashError, Option, command
 from kcrash.errors import MemoryReadError
 
 HELP = """
@@ -75,22 +75,6 @@ class BacktraceRecord:
     cpu: int
     command: str
     frames: list[FrameRecord] = field(default_factory=list)
-
-
-def _parse_cpus(text: str, all_cpus: list[int]) -> list[int]:
-    if text == "a":
-        return all_cpus
-    cpus: list[int] = []
-    for part in text.split(","):
-        lo, sep, hi = part.partition("-")
-        try:
-            if sep:
-                cpus.extend(range(int(lo), int(hi) + 1))
-            else:
-                cpus.append(int(lo))
-        except ValueError:
-            raise UsageError(f"invalid cpu specification: {text}") from None
-    return cpus
 
 
 def default_task(ctx):
@@ -237,14 +221,14 @@ def _frame_words(k, fr: FrameRecord, nxt: FrameRecord) -> list[str]:
     help=HELP,
 )
 def bt_command(ctx, args) -> None:
-    from kcrash.kernel.cpus import cpu_curr
+    from kcrash.kernel.cpus import cpu_curr, parse_cpu_spec
     from kcrash.kernel.stack import active_cpus
 
     k = ctx.kernel
     targets = []
     if args.a or args.c:
         cpus = active_cpus(k)
-        wanted = cpus if args.a else _parse_cpus(args.c, cpus)
+        wanted = cpus if args.a else parse_cpu_spec(args.c, k.nr_cpu_ids)
         for cpu in wanted:
             if cpu not in cpus:
                 raise KcrashError(f"invalid cpu: {cpu}")

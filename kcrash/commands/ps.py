@@ -11,6 +11,7 @@ from kcrash.commands import Argument, KcrashError, Option, command
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import mm as mmh
 from kcrash.kernel import tasks as th
+from kcrash.kernel.cpus import parse_cpu_spec
 from kcrash.kernel.tasks import TaskInfo, task_header
 
 HELP = """
@@ -523,25 +524,6 @@ def _env_text(raw: bytes) -> tuple[str, int]:
     return out.decode("utf-8", "replace"), chars
 
 
-def _cpu_list(text: str, ncpus: int) -> list[int]:
-    if text in ("a", "all"):
-        return list(range(ncpus))
-    cpus: list[int] = []
-    for part in text.split(","):
-        lo, sep, hi = part.partition("-")
-        try:
-            if sep:
-                cpus.extend(range(int(lo), int(hi) + 1))
-            else:
-                cpus.append(int(lo))
-        except ValueError:
-            raise KcrashError(f"invalid cpu specification: {text}") from None
-    for cpu in cpus:
-        if cpu >= ncpus:
-            raise KcrashError(f"invalid cpu specification: {text}")
-    return sorted(set(cpus))
-
-
 def _quoted_words(raw: str) -> set[str]:
     """The arguments that were typed inside single quotes (crash's regular-expression arguments)."""
     try:
@@ -609,7 +591,7 @@ def ps_command(ctx, args):
                 raise KcrashError("-S option cannot be used with other options")
             ps.summary()
         elif args.C is not None:
-            ps.per_cpu_times(_cpu_list(args.C, max(t.cpu for t in table) + 1))
+            ps.per_cpu_times(parse_cpu_spec(args.C, max(t.cpu for t in table) + 1))
         else:
             for t in ordered:
                 ps.show(t)

@@ -10,7 +10,15 @@ if TYPE_CHECKING:
     from kcrash.objects import Object
     from kcrash.program import Kernel
 
-__all__ = ["cpumask_cpus", "online_cpus", "possible_cpus", "runqueue", "cpu_curr", "panic_cpu"]
+__all__ = [
+    "parse_cpu_spec",
+    "cpumask_cpus",
+    "online_cpus",
+    "possible_cpus",
+    "runqueue",
+    "cpu_curr",
+    "panic_cpu",
+]
 
 
 def cpumask_cpus(k: Kernel, symbol: str) -> list[int]:
@@ -56,3 +64,23 @@ def panic_cpu(k: Kernel) -> int | None:
         return None
     value = int.from_bytes(k.read(sym.address, 4), "little", signed=True)
     return None if value < 0 else value
+
+
+def parse_cpu_spec(text: str, ncpus: int) -> list[int]:
+    """crash's CPU list syntax ("3", "1,8,9", "1-23", "a"/"all") as sorted CPU numbers below `ncpus`."""
+    if text in ("a", "all"):
+        return list(range(ncpus))
+    cpus: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.partition("-")
+        try:
+            if sep:
+                cpus.extend(range(int(lo), int(hi) + 1))
+            else:
+                cpus.append(int(lo))
+        except ValueError:
+            raise KcrashError(f"invalid cpu specification: {text}") from None
+    for cpu in cpus:
+        if not 0 <= cpu < ncpus:
+            raise KcrashError(f"invalid cpu specification: {text}")
+    return sorted(set(cpus))
