@@ -8,19 +8,17 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import pathlib
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests" / "fixtures"))
 import locate  # noqa: E402
+from harness import crash_session, kcrash_times  # noqa: E402
 
 DRGN = """
 import time
@@ -37,42 +35,11 @@ print((t1 - t) / {n}, (t2 - t1) / {n})
 """
 
 
-def kcrash_times(vmlinux: str, dump: str, pid: int, n: int) -> dict[str, float]:
-    from kcrash.program import Kernel
-    from kcrash.shell.core import Shell
-    from kcrash.shell.registry import Registry
-
-    k = Kernel(vmlinux, dump)
-    registry = Registry()
-    registry.load_entry_points()
-    shell = Shell(k, registry=registry, stdout=io.StringIO(), stderr=io.StringIO())
-    out = {}
-    for cmd in ("bt", "bt -a", f"bt {pid}"):
-        t = time.perf_counter()
-        shell.execute(cmd)
-        first = time.perf_counter() - t
-        runs = []
-        for _ in range(n):
-            t = time.perf_counter()
-            shell.execute(cmd)
-            runs.append(time.perf_counter() - t)
-        out[cmd] = (first, statistics.median(runs))
-    return out
-
-
 def crash_time(vmlinux: str, dump: str, cmd: str, n: int) -> float | None:
     if not shutil.which("crash"):
         return None
-
-    def session(script: str) -> float:
-        t = time.perf_counter()
-        subprocess.run(
-            ["crash", "-s", vmlinux, dump], input=script, capture_output=True, text=True, timeout=600
-        )
-        return time.perf_counter() - t
-
-    base = session("q\n")
-    full = session(f"{cmd}\n" * n + "q\n")
+    base = crash_session(vmlinux, dump, [])
+    full = crash_session(vmlinux, dump, [cmd] * n)
     return max(0.0, (full - base) / n)
 
 
@@ -90,7 +57,7 @@ def main() -> int:
     vmlinux, dump = str(d / "vmlinux"), str(d / args.dump)
     entry = next(e for e in manifest["dumps"] if e["file"] == args.dump)
     pid = manifest["boots"][entry["boot"]]["pids"]["kc-sleeper"]
-    ours = kcrash_times(vmlinux, dump, pid, args.n)
+    ours = kcrash_times(vmlinux, dump, ["bt", "bt -a", f"bt {pid}"], args.n)
     drgn = (None, None)
     if shutil.which("drgn"):
         proc = subprocess.run(

@@ -14,19 +14,17 @@ inside one drgn process, first and warm. Prints a table in seconds.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import pathlib
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "fixtures"))
 sys.path.insert(0, str(HERE.parent))
 import locate  # noqa: E402
+from harness import crash_session, kcrash_times  # noqa: E402
 
 COMMANDS = ["log", "log -T", "log -m", "sys"]
 
@@ -52,45 +50,6 @@ except Exception as e:
     out["sys_error"] = str(e)
 print(json.dumps(out))
 """
-
-
-def kcrash_times(vmlinux: str, dump: str, repeat: int) -> dict[str, tuple[float, float]]:
-    from kcrash.program import Kernel
-    from kcrash.shell.context import Settings
-    from kcrash.shell.core import Shell
-    from kcrash.shell.registry import Registry
-
-    registry = Registry()
-    registry.load_entry_points()
-    results = {}
-    t0 = time.perf_counter()
-    kernel = Kernel(vmlinux, dump)
-    results["open"] = (time.perf_counter() - t0, 0.0)
-    shell = Shell(kernel, registry=registry, settings=Settings(), stdout=io.StringIO(), stderr=io.StringIO())
-    for cmd in COMMANDS:
-        t0 = time.perf_counter()
-        shell.execute(cmd)
-        first = time.perf_counter() - t0
-        warm = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            shell.execute(cmd)
-            warm.append(time.perf_counter() - t0)
-        results[cmd] = (first, statistics.median(warm))
-    # (the Kernel is left open: closing it while cached views of the vmlinux exist raises BufferError)
-    return results
-
-
-def crash_session(vmlinux: str, dump: str, lines: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        ["crash", "-s", vmlinux, dump],
-        input="\n".join(lines + ["q"]) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    return time.perf_counter() - start
 
 
 def crash_times(vmlinux: str, dump: str, repeat: int) -> dict[str, float]:
@@ -139,7 +98,7 @@ def main() -> int:
     entry = next(d for d in manifest["dumps"] if d["file"] == args.dump)
     drgn_extra = entry.get("checks", {}).get("drgn", {}).get("args", [])
 
-    mine = kcrash_times(vmlinux, dump, args.repeat)
+    mine = kcrash_times(vmlinux, dump, COMMANDS, args.repeat)
     theirs = crash_times(vmlinux, dump, args.repeat) if args.kernel == "6.1" else {}
     drgn = drgn_times(vmlinux, dump, args.repeat, drgn_extra)
 

@@ -15,19 +15,17 @@ crash's start-up cancels out).  drgn: its crash-compatible `sym` and `rd` (drgn.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import pathlib
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "fixtures"))
 sys.path.insert(0, str(HERE.parent))
 import locate  # noqa: E402
+from harness import crash_session, kcrash_times  # noqa: E402
 
 COMMANDS = [
     "sym schedule",
@@ -71,44 +69,6 @@ for cmd in cmds:
         out[cmd] = str(e)
 print(json.dumps(out))
 """
-
-
-def kcrash_times(vmlinux: str, dump: str, commands: list[str], repeat: int) -> dict[str, tuple[float, float]]:
-    from kcrash.program import Kernel
-    from kcrash.shell.context import Settings
-    from kcrash.shell.core import Shell
-    from kcrash.shell.registry import Registry
-
-    registry = Registry()
-    registry.load_entry_points()
-    results = {}
-    t0 = time.perf_counter()
-    kernel = Kernel(vmlinux, dump)
-    results["open"] = (time.perf_counter() - t0, 0.0)
-    shell = Shell(kernel, registry=registry, settings=Settings(), stdout=io.StringIO(), stderr=io.StringIO())
-    for cmd in commands:
-        t0 = time.perf_counter()
-        shell.execute(cmd)
-        first = time.perf_counter() - t0
-        warm = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            shell.execute(cmd)
-            warm.append(time.perf_counter() - t0)
-        results[cmd] = (first, statistics.median(warm))
-    return results
-
-
-def crash_session(vmlinux: str, dump: str, lines: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        ["crash", "-s", vmlinux, dump],
-        input="\n".join(lines + ["q"]) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    return time.perf_counter() - start
 
 
 def crash_times(vmlinux: str, dump: str, commands: list[str], repeat: int) -> dict[str, float]:
