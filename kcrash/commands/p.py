@@ -13,7 +13,7 @@ from kcrash.commands import Argument, KcrashError, Option, UsageError, command
 from kcrash.errors import MemoryReadError
 from kcrash.expr.crashfmt import p_leader, whatis_variable
 from kcrash.expr.errors import ExprError, Unsupported
-from kcrash.expr.session import FORMAT_LETTERS, expr_session, is_percpu_symbol, parse_cpuspec
+from kcrash.expr.session import FORMAT_LETTERS, expr_session, is_percpu_symbol
 
 __all__ = ["PrintRecord", "print_expression", "gdb_fallback", "split_options", "read_error"]
 
@@ -91,6 +91,20 @@ def _context_task(ctx):
         return None
 
 
+def context_cpus(ctx, spec: str) -> list[int]:
+    """The CPUs of a `SYMBOL:cpuspec` suffix: empty means the context task's CPU, else crash's CPU list."""
+    from kcrash.kernel.cpus import parse_cpu_spec
+    from kcrash.kernel.tasks import task_cpu
+
+    spec = spec.strip()
+    if spec == "":
+        task = _context_task(ctx)
+        if task is None:
+            raise KcrashError("no current CPU for an empty cpu specification")
+        return [task_cpu(task)]
+    return parse_cpu_spec(spec, ctx.kernel.nr_cpu_ids)
+
+
 def print_expression(
     ctx, text: str, fmt: str | None, radix: int, leader: str | None = None, user: bool = False
 ) -> PrintRecord:
@@ -128,16 +142,7 @@ def _per_cpu(ctx, name: str, spec: str | None, fmt: str | None, radix: int) -> b
             lines.append(f"  [{cpu}]: {k.per_cpu_address(address, cpu):x}")
         ctx.write("\n".join(lines) + "\n")
         return True
-    current = None
-    if spec == "":
-        from kcrash.kernel.tasks import task_cpu
-
-        task = _context_task(ctx)
-        current = task_cpu(task) if task is not None else None
-    try:
-        cpus = parse_cpuspec(spec, k, current)
-    except ExprError as e:
-        raise KcrashError(str(e)) from None
+    cpus = context_cpus(ctx, spec)
     from kcrash.objects import Object
 
     for cpu in cpus:

@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 
 from kcrash.commands import Argument, KcrashError, Option, UsageError, command
-from kcrash.commands.p import _context_task, read_error
+from kcrash.commands.p import _context_task, context_cpus, read_error
 from kcrash.debuginfo.types import Kind, Type
 from kcrash.errors import MemoryReadError
 from kcrash.expr.crashfmt import declaration_text, enum_list, member_data, whatis_variable
 from kcrash.expr.errors import ExprError, Unsupported
-from kcrash.expr.session import expr_session, parse_cpuspec
+from kcrash.expr.session import expr_session
 from kcrash.expr.typeprint import ptype, type_name
 
 __all__ = ["find_aggregate", "StructRecord"]
@@ -127,17 +127,7 @@ def _datatype(ctx, args, kinds: tuple[str, ...], cmd: str) -> None:
     targets: list[tuple[str | None, int]] = []
     if cpuspec is not None:
         k = ctx.kernel
-        from kcrash.kernel.tasks import task_cpu
-
-        current = None
-        if cpuspec == "":
-            task = _context_task(ctx)
-            current = task_cpu(task) if task is not None else None
-        try:
-            cpus = parse_cpuspec(cpuspec, k, current)
-        except ExprError as e:
-            raise KcrashError(str(e)) from None
-        for cpu in cpus:
+        for cpu in context_cpus(ctx, cpuspec):
             a = k.per_cpu_address(address, cpu)
             targets.append((f"[{cpu}]: {a:x}", a))
     else:

@@ -11,7 +11,7 @@ from kcrash.expr.scope import Scope
 from kcrash.expr.valfmt import PrintOptions, ValueFormatter
 from kcrash.objects import Object
 
-__all__ = ["ExprSession", "UserSpace", "expr_session", "parse_cpuspec", "is_percpu_symbol", "FORMAT_LETTERS"]
+__all__ = ["ExprSession", "UserSpace", "expr_session", "is_percpu_symbol", "FORMAT_LETTERS"]
 
 FORMAT_LETTERS = frozenset("xduotcazs")
 _STATE_KEY = "kcrash.expr"
@@ -112,30 +112,6 @@ def expr_session(ctx: Any) -> ExprSession:
         session = ExprSession(ctx.kernel)
         state[_STATE_KEY] = session
     return session
-
-
-def parse_cpuspec(spec: str, kernel: Any, current_cpu: int | None) -> list[int]:
-    """crash's cpuspec: "" (the current context's CPU), "a"/"all", or lists like "1,3,5-7"."""
-    spec = spec.strip()
-    if spec == "":
-        if current_cpu is None:
-            raise ExprError("no current CPU for an empty cpu specification")
-        return [current_cpu]
-    if spec in ("a", "all"):
-        return list(range(kernel.nr_cpu_ids))
-    cpus: list[int] = []
-    for part in spec.split(","):
-        lo, dash, hi = part.partition("-")
-        if not lo.isdigit() or (dash and not hi.isdigit()):
-            raise ExprError(f"invalid cpu specification: {spec}")
-        first = int(lo)
-        last = int(hi) if dash else first
-        for cpu in range(first, last + 1):
-            if cpu >= kernel.nr_cpu_ids:
-                raise ExprError(f"invalid cpu specification: {spec}")
-            if cpu not in cpus:
-                cpus.append(cpu)
-    return sorted(cpus)
 
 
 def is_percpu_symbol(kernel: Any, name: str) -> bool:
