@@ -16,7 +16,6 @@ from kcrash import cli
 from kcrash.errors import DumpError
 from kcrash.shell import startup
 
-
 _REAL_BANNER = startup.banner_lines
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kcrash.arch.orc import (
+    REG_AX,
     REG_BP,
     REG_BP_INDIRECT,
     REG_DI,
@@ -48,7 +49,7 @@ _PT_TO_USER = {
     "flags": "eflags",
     "sp": "rsp",
 }
-_ORC_REG_NAMES = {REG_DX: "rdx", REG_DI: "rdi", REG_R10: "r10", REG_R13: "r13"}
+_ORC_REG_NAMES = {REG_AX: "rax", REG_DX: "rdx", REG_DI: "rdi", REG_R10: "r10", REG_R13: "r13"}
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Frame:
     user_regs: bool = False  # `regs` is the user-mode block at the syscall/interrupt entry
     reliable: bool = True
     notes: list[str] = field(default_factory=list)
+    error: MemoryReadError | None = None  # the read that ended the unwind after this frame
 
 
 class Unwinder:
@@ -161,7 +163,7 @@ class Unwinder:
                 else:
                     break
             except MemoryReadError as e:
-                frame.notes.append(f"stack read failed: {e}")
+                frame.error = e
                 break
         return frames
 
@@ -198,11 +200,9 @@ class Unwinder:
             return None
         cfa = (sp if row.cfa_reg == 7 else bp) + row.cfa_offset
         slot = cfa + row.saved.get(row.ra_reg, -8)
-        try:
-            ret = self._word(slot)
-            new_bp = self._word(cfa + row.saved[6]) if 6 in row.saved else bp
-        except MemoryReadError:
-            return None
+        # A failed read here is the stack's own memory missing: the caller reports it.
+        ret = self._word(slot)
+        new_bp = self._word(cfa + row.saved[6]) if 6 in row.saved else bp
         return ret, cfa, new_bp, slot
 
     def _frame_pointer_step(self, bp: int, sp: int) -> tuple[int, int, int, int] | None:

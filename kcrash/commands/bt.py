@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kcrash.commands import Argument, KcrashError, Option, command
 from kcrash.errors import MemoryReadError
+
+if TYPE_CHECKING:
+    from kcrash.kernel.stack import Backtrace
 
 HELP = """
 NAME
@@ -126,7 +130,7 @@ def _register_block(regs: dict[str, int], exception_rip: str | None) -> list[str
     return lines
 
 
-def build_record(k, task, want_lines: bool) -> tuple[BacktraceRecord, object]:
+def build_record(k, task, want_lines: bool) -> tuple[BacktraceRecord, Backtrace]:
     from kcrash.kernel.stack import backtrace
     from kcrash.kernel.tasks import task_comm, task_pid
 
@@ -240,8 +244,10 @@ def bt_command(ctx, args) -> None:
     else:
         targets = [default_task(ctx)]
     for n, task in enumerate(targets):
-        rec, _ = build_record(k, task, args.l)
+        rec, bt = build_record(k, task, args.l)
         text = render(rec, k, args)
         if n and not ctx.json:
             ctx.write("\n")
         ctx.emit(rec, text=text)
+        if bt.frames and bt.frames[-1].error is not None:
+            ctx.warn(str(bt.frames[-1].error))

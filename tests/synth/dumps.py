@@ -35,6 +35,7 @@ __all__ = [
     "write_kdump",
     "write_flattened",
     "compress_page",
+    "exclude_kdump_pages",
 ]
 
 PAGE_SIZE = 4096
@@ -453,4 +454,41 @@ def write_flattened(
         out += struct.pack(">qq", offset, len(chunk)) + chunk
     out += struct.pack(">qq", -1, 0)
     Path(path).write_bytes(out)
+    return Path(path)
+
+
+# --- filtering a real kdump-compressed file ------------------------------------------------------
+
+# disk_dump_header of a 64-bit machine: after signature, version, utsname (6×65) and the timeval comes
+# status, then block_size, sub_hdr_size, bitmap_blocks (makedumpfile's diskdump_mod.h).
+_KDUMP_BLOCKS_AT = 428
+_PAGE_DESC_SIZE = 24
+
+
+def exclude_kdump_pages(source: Pathish, path: Pathish, pfns: Iterable[int]) -> Path:
+    """Copy a kdump-compressed file (two bitmaps) with the given page frames excluded, as makedumpfile's
+    filter would have left them out: their 2nd-bitmap bits cleared and their page descriptors removed.
+    The page data stays where it was (descriptors hold absolute offsets); the descriptor table, one entry
+    per page shorter, is padded at its end.  Frames not in the dump raise ValueError."""
+    data = bytearray(Path(source).read_bytes())
+    if data[:8] != b"KDUMP   ":
+        raise ValueError(f"{source}: not a kdump-compressed file")
+    block_size, sub_blocks, bitmap_blocks = struct.unpack_from("<iiI", data, _KDUMP_BLOCKS_AT)
+    bitmap_at = block_size * (1 + sub_blocks)
+    half = bitmap_blocks * block_size // 2
+    second = bitmap_at + half
+    desc_at = bitmap_at + 2 * half
+    total = sum(int(b).bit_count() for b in data[second : second + half])
+    for pfn in sorted(set(pfns), reverse=True):
+        byte, bit = second + (pfn >> 3), 1 << (pfn & 7)
+        if pfn >> 3 >= half or not data[byte] & bit:
+            raise ValueError(f"pfn {pfn:#x} is not dumped in {source}")
+        index = sum(int(b).bit_count() for b in data[second:byte]) + (data[byte] & (bit - 1)).bit_count()
+        data[byte] &= ~bit & 0xFF
+        start = desc_at + index * _PAGE_DESC_SIZE
+        end = desc_at + total * _PAGE_DESC_SIZE
+        data[start : end - _PAGE_DESC_SIZE] = data[start + _PAGE_DESC_SIZE : end]
+        data[end - _PAGE_DESC_SIZE : end] = bytes(_PAGE_DESC_SIZE)
+        total -= 1
+    Path(path).write_bytes(data)
     return Path(path)
