@@ -4,6 +4,12 @@ The vmlinux carries `.orc_unwind_ip` (sorted s32 self-relative addresses) and `.
 The bit layout of `struct orc_entry` is read from the kernel's own type information when it has one; the
 meaning of the type field follows from its width (2 bits: CALL 0 / REGS 1 / REGS_PARTIAL 2 and an `end`
 bit, up to 6.3; 3 bits: UNDEFINED 0 / END_OF_STACK 1 / CALL 2 / REGS 3 / REGS_PARTIAL 4, from 6.4).
+
+Linux 7.1 renumbered the base registers (SP 5 → 3, PREV_SP 1 → 8, …) and no type information describes the
+numbers. A table's numbering is read from the table itself (see `_register_numbering`), not from the kernel
+version or from `.orc_header`'s hash (which only names the formats known when a tool was written), so a
+kernel that renumbers the same way again, or a backport, is read right. `OrcEntry` carries the numbers of
+4.14–7.0, the canonical ones here, whatever the table used.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ if TYPE_CHECKING:
     from kcrash.debuginfo.elffile import ElfImage
     from kcrash.debuginfo.types import Type
 
-__all__ = ["OrcEntry", "OrcTable", "REG_PREV_SP", "REG_SP", "REG_BP", "REG_UNDEFINED"]
+__all__ = ["OrcEntry", "OrcTable", "REG_PREV_SP", "REG_SP", "REG_BP", "REG_UNDEFINED", "REG_AX"]
 
-# ORC register numbers (arch/x86/include/asm/orc_types.h, 4.14 to 7.0).
+# ORC register numbers (arch/x86/include/asm/orc_types.h, 4.14 to 7.0): the canonical numbering here.
 REG_UNDEFINED = 0
 REG_PREV_SP = 1
 REG_DX = 2
@@ -32,6 +38,26 @@ REG_R10 = 6
 REG_R13 = 7
 REG_BP_INDIRECT = 8
 REG_SP_INDIRECT = 9
+REG_AX = 10  # only in the 7.1 numbering
+
+# 7.1's numbering ("objtool/x86: Reorder ORC register numbering") → the canonical one.
+_RENUMBERED_7_1 = {
+    0: REG_UNDEFINED,
+    1: REG_AX,
+    2: REG_DX,
+    3: REG_SP,
+    4: REG_BP,
+    5: REG_DI,
+    6: REG_R10,
+    7: REG_R13,
+    8: REG_PREV_SP,
+    9: REG_SP_INDIRECT,
+    10: REG_BP_INDIRECT,
+}
+_NUMBERINGS = {
+    "4.14": ({r: r for r in range(10)}, 5, 1),  # map, SP's number, PREV_SP's number
+    "7.1": (_RENUMBERED_7_1, 3, 8),
+}
 
 # Normalised frame types.
 TYPE_UNDEFINED = "undefined"
@@ -101,6 +127,27 @@ class _SelfRelativeIps(Sequence[int]):
         return (self.base + 4 * i + self.rel[i]) & 0xFFFFFFFFFFFFFFFF
 
 
+def _register_numbering(entries: bytes, layout: _Bits) -> str:
+    """Which register numbering a table uses, from what compilers emit everywhere: at a function's first
+    instruction the previous frame is 8 bytes above SP (sp_reg = SP, sp_offset 8), and after `push %rbp`
+    the caller's rbp is 16 bytes below the previous frame (bp_reg = PREV_SP, bp_offset -16). Counted over a
+    sample of the table, the numbering whose SP and PREV_SP explain most entries wins; the two schemes give
+    those registers different numbers, so a real table is never ambiguous."""
+    words = array("h")
+    words.frombytes(entries[: len(entries) - len(entries) % 6])
+    stride = 3 * 7  # every 7th entry: tens of thousands of samples on a vmlinux
+    sp_offs, bp_offs, flags = words[0::stride], words[1::stride], words[2::stride]
+    votes = dict.fromkeys(_NUMBERINGS, 0)
+    for sp_off, bp_off, flag in zip(sp_offs, bp_offs, flags, strict=True):
+        flag &= 0xFFFF
+        for name, (_, sp_reg, prev_sp) in _NUMBERINGS.items():
+            if sp_off == 8 and layout.get(flag, "sp_reg") == sp_reg:
+                votes[name] += 1
+            if bp_off == -16 and layout.get(flag, "bp_reg") == prev_sp:
+                votes[name] += 1
+    return max(votes, key=lambda name: (votes[name], name == "4.14"))
+
+
 class OrcTable:
     """ORC entries for a range of kernel text (the vmlinux, or one module), at run-time addresses."""
 
@@ -109,6 +156,8 @@ class OrcTable:
         self.entries = entries
         self.layout = layout
         self.new_types = new_types
+        self.numbering = _register_numbering(entries, layout)
+        self._registers = _NUMBERINGS[self.numbering][0]
         self._cache: dict[int, OrcEntry | None] = {}
 
     @classmethod
@@ -140,11 +189,11 @@ class OrcTable:
             typ = _OLD_TYPES.get(raw_type, TYPE_UNDEFINED)
             if lay.get(flags, "end"):
                 typ = TYPE_END
-        sp_reg = lay.get(flags, "sp_reg")
+        regs = self._registers
+        sp_reg = regs.get(lay.get(flags, "sp_reg"), REG_UNDEFINED)
         if not self.new_types and sp_reg == REG_UNDEFINED and typ == TYPE_CALL:
             typ = TYPE_UNDEFINED  # old format: an all-zero entry means "no unwind data here"
-        entry = OrcEntry(
-            sp_off, bp_off, sp_reg, lay.get(flags, "bp_reg"), typ, bool(lay.get(flags, "signal"))
-        )
+        bp_reg = regs.get(lay.get(flags, "bp_reg"), REG_UNDEFINED)
+        entry = OrcEntry(sp_off, bp_off, sp_reg, bp_reg, typ, bool(lay.get(flags, "signal")))
         self._cache[i] = entry
         return entry
