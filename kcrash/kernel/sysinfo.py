@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kcrash.debuginfo.types import Kind
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import cpu_curr, cpumask_cpus, online_cpus, panic_cpu
 
@@ -193,14 +194,7 @@ def crash_time(k: Kernel) -> int | None:
     tk = k.find_type("struct timekeeper")
     hit = tk.find_member("xtime_sec") if tk is not None else None
     if hit is not None:
-        addr = _sym(k, "shadow_timekeeper")
-        if addr is None and _sym(k, "tk_core") is not None:
-            try:
-                addr = k.object("tk_core").member("timekeeper").address
-            except KcrashError:
-                addr = None
-        if addr is None:
-            addr = _sym(k, "timekeeper")
+        addr = _timekeeper_address(k)
         if addr is not None:
             try:
                 return struct.unpack("<q", k.read(addr + hit[1] // 8, 8))[0]
@@ -208,6 +202,30 @@ def crash_time(k: Kernel) -> int | None:
                 pass
     stamp = getattr(k.memory, "timestamp", None)
     return int(stamp) if stamp else None
+
+
+def _timekeeper_address(k: Kernel) -> int | None:
+    """The struct timekeeper crash reads the date from, wherever this kernel keeps it: the shadow copy
+    first, then the core one. Up to 6.12 they are the variables shadow_timekeeper and tk_core.timekeeper
+    (`timekeeper` before 3.17); 7.x holds both in timekeeper_data[0] (struct tk_data)."""
+    places = [
+        ("shadow_timekeeper", None),
+        ("timekeeper_data", "shadow_timekeeper"),
+        ("tk_core", "timekeeper"),
+        ("timekeeper_data", "timekeeper"),
+        ("timekeeper", None),
+    ]
+    for name, member in places:
+        if _sym(k, name) is None:
+            continue
+        try:
+            obj = k.object(name)
+            if obj.type_.strip().kind is Kind.ARRAY:
+                obj = obj[0]
+            return obj.member(member).address if member else obj.address
+        except KcrashError:
+            continue
+    return None
 
 
 def boot_time(k: Kernel) -> int | None:
