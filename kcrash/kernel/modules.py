@@ -43,7 +43,7 @@ __all__ = [
 START_KERNEL_MAP = 0xFFFFFFFF80000000
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _CACHE_NAME = "crash-symbols"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: absolute constants past _end dropped
 
 STT_SECTION, STT_FILE, STT_FUNC = 3, 4, 2
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
@@ -95,14 +95,17 @@ def crash_symbol_order(rows: list[tuple[int, str, str, int]]) -> list[tuple[int,
 
     crash sorts the ELF symbols by (value, name) like `nm -n`, then accepts nothing before `_text` or
     `_stext` except the per-cpu block that starts at `__per_cpu_start` (per_cpu* names, `__per_cpu_end`,
-    and V/d/D symbols); from `_text` on everything is kept.
+    and V/d/D symbols); from `_text` on everything is kept, except absolute symbols past `_end`: those are
+    constants, not addresses (7.x's crypto assembly defines OFFSETOF_FOLD_ACROSS_* as -16, -32, …), and
+    relocated they would wrap around and break the table's order.
     """
     rows = sorted(rows, key=lambda r: (r[0], r[1]))
+    end = max((r[0] for r in rows if r[1] == "_end"), default=None)
     kept = []
     started = percpu = False
     for row in rows:
         name, letter = row[1], row[2]
-        if not name:
+        if not name or (end is not None and row[0] > end and letter in "Aa"):
             continue
         if not started:
             if name in ("_text", "_stext"):
