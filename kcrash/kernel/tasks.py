@@ -108,6 +108,17 @@ def idle_tasks(k: Kernel) -> list[Object]:
     return out
 
 
+def _running_tasks(k: Kernel) -> list[int]:
+    """The address of the task each CPU's run queue says was running (`rq->curr`), where it can be read."""
+    out = []
+    for cpu in possible_cpus(k):
+        try:
+            out.append(cpu_curr(k, cpu).address)
+        except (KcrashError, MemoryReadError):
+            continue
+    return out
+
+
 def for_each_task(k: Kernel) -> Iterator[Object]:
     """Every task crash's `ps` lists, in its order: the idle task of each CPU (PID 0, by CPU), then every
     thread of every process by PID. Tasks whose task_struct is not in the dump are left out."""
@@ -217,7 +228,12 @@ def _discover_tasks(k: Kernel) -> tuple[dict[int, bytes], dict[int, str]]:
     rejected: set[int] = set()
     # (candidate address, None if known to be a task, else (offset in candidate, value it must hold))
     queue: list[tuple[int, tuple[int, int] | None]] = []
-    seeds = [idle.address for idle in idle_tasks(k)] + [k.address_of("init_task")] + _idr_tasks(k)
+    seeds = (
+        [idle.address for idle in idle_tasks(k)]
+        + [k.address_of("init_task")]
+        + _running_tasks(k)  # reachable even where a filter dropped every task linked to them
+        + _idr_tasks(k)
+    )
     queue.extend((address, None) for address in reversed(seeds))
     u64 = struct.Struct("<Q").unpack_from
     while queue:
