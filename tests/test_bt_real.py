@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import open_fixture_kernel, run_command
+from conftest import DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
 from oracles import crash_outputs, drgn_eval
 from synth.dumps import exclude_kdump_pages
 
@@ -184,12 +184,13 @@ for t in for_each_task(prog):
 
 @pytest.mark.parametrize(
     "series,names",
-    [("6.1", ("kdump-lzo.kdump", "qemu.elf")), ("6.12", ("kdump-lzo-d23.kdump", "qemu.elf"))],
+    [("6.1", ("kdump-lzo.kdump", "qemu.elf"))]
+    + [(s, ("kdump-lzo-d23.kdump", "qemu.elf")) for s in DRGN_SERIES],
 )
-def test_marker_traces_match_drgn(request, series, names) -> None:
-    """Sleeping marker tasks (crash 8.0.2 cannot see them on 6.1 and cannot open 6.12 at all): function
-    order equals drgn's."""
-    fs = request.getfixturevalue("fixtures61" if series == "6.1" else "fixtures612")
+def test_marker_traces_match_drgn(series, names) -> None:
+    """Sleeping marker tasks (crash 8.0.2 cannot see them on 6.1 and cannot open 6.12 and later at all):
+    function order equals drgn's."""
+    fs = fixture_set(series)
     for name in names:
         k = open_fixture_kernel(fs, name)
         drgn = drgn_eval(fs.vmlinux, fs.path(name), DRGN_TRACES)
@@ -216,29 +217,31 @@ def test_marker_traces_match_drgn(request, series, names) -> None:
         assert checked == 2
 
 
+@pytest.mark.parametrize("series", DRGN_SERIES)
 @pytest.mark.parametrize(
     "name", ["qemu.elf", "qemu-kdump.flat", "qemu-novmcoreinfo.elf", "kdump.elf", "kdump-lzo-d23.kdump"]
 )
-def test_panic_trace_on_612(fixtures612, name) -> None:
-    """6.12 (crash 8.0.2 cannot open these): the panic task's trace runs from the panic path to the syscall
-    entry, and the panicking PID is the one the guest reported."""
-    k = open_fixture_kernel(fixtures612, name)
+def test_panic_trace_on_newer_kernels(series, name) -> None:
+    """6.12 and the newest kernel (crash 8.0.2 cannot open these): the panic task's trace runs from the panic
+    path to the syscall entry, and the panicking PID is the one the guest reported."""
+    fs = fixture_set(series)
+    k = open_fixture_kernel(fs, name)
     out, err = run_command(k, "bt")
     assert not err
     names = [f[1] for f in frames(out)]
     assert "panic" in names[:4] and names[-1].startswith("entry_SYSCALL_64")
     assert "CS: 0033" in out.splitlines()[-1]
-    boot = fixtures612.dumps[name]["boot"]
-    assert f"PID: {fixtures612.manifest['boots'][boot]['pids']['kc-crasher']} " in out.splitlines()[0]
+    boot = fs.dumps[name]["boot"]
+    assert f"PID: {fs.manifest['boots'][boot]['pids']['kc-crasher']} " in out.splitlines()[0]
 
 
-@pytest.mark.parametrize("series", ["6.1", "6.12"])
-def test_excluded_task_memory_is_one_clear_line(request, tmp_path, series) -> None:
+@pytest.mark.parametrize("series", ["6.1", *DRGN_SERIES])
+def test_excluded_task_memory_is_one_clear_line(tmp_path, series) -> None:
     """A dump whose filter dropped the panic task's stack (makedumpfile 1.7.2 does that to 6.12's task memory
     at -d 31 on some builds, not on others): bt says which page is missing, as crash would, in one line and
     without a traceback. The premise is made certain by writing such a dump: the kdump-compressed fixture
     with every page of the panic task's stack excluded."""
-    fs = request.getfixturevalue("fixtures61" if series == "6.1" else "fixtures612")
+    fs = fixture_set(series)
     name = "kdump-lzo-d23.kdump"
     k = open_fixture_kernel(fs, name)
     out, err = run_command(k, "bt")
@@ -269,15 +272,16 @@ for t in for_each_task(prog):
 
 @pytest.mark.parametrize(
     "series,name",
-    [("6.1", "kdump-lzo.kdump"), ("6.1", "qemu.elf"), ("6.12", "kdump-lzo-d23.kdump"), ("6.12", "qemu.elf")],
+    [("6.1", "kdump-lzo.kdump"), ("6.1", "qemu.elf")]
+    + [(s, n) for s in DRGN_SERIES for n in ("kdump-lzo-d23.kdump", "qemu.elf")],
 )
-def test_every_task_trace_matches_drgn(request, series, name) -> None:
+def test_every_task_trace_matches_drgn(series, name) -> None:
     """Every task drgn can unwind: the same functions in the same order. Normalisation: drgn also lists the
     user-space frame (a bare address), names a label by its containing function (see above) and a GCC
     split-off part (foo.cold) by its source function; for a
     task running on a CPU, kcrash may start deeper (the calls made after kdump saved the registers, which
     crash shows too), so drgn's trace must be a suffix of kcrash's there."""
-    fs = request.getfixturevalue("fixtures61" if series == "6.1" else "fixtures612")
+    fs = fixture_set(series)
     k = open_fixture_kernel(fs, name)
     from kcrash.kernel.stack import active_task_cpu
 

@@ -19,7 +19,7 @@ import json
 import re
 
 import pytest
-from conftest import open_fixture_kernel, run_command
+from conftest import DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
 from oracles import crash_outputs, drgn_eval
 
 from kcrash.kernel.printk import log_records
@@ -169,9 +169,10 @@ def test_records_match_drgn_61(fixtures61, dump):
     _check_records(fixtures61, dump)
 
 
+@pytest.mark.parametrize("series", DRGN_SERIES)
 @pytest.mark.parametrize("dump", DRGN_DUMPS)
-def test_records_match_drgn_612(fixtures612, dump):
-    _check_records(fixtures612, dump)
+def test_records_match_drgn_newer(series, dump):
+    _check_records(fixture_set(series), dump)
 
 
 _DRGN_SYS = """
@@ -210,9 +211,11 @@ def _drgn_sys(fs, dump):
     return json.loads(_drgn(fs, dump, _DRGN_SYS))
 
 
+@pytest.mark.parametrize("series", DRGN_SERIES)
 @pytest.mark.parametrize("dump", DRGN_DUMPS)
-def test_sys_matches_drgn_612(fixtures612, dump):
-    fs = fixtures612
+def test_sys_matches_drgn_newer(series, dump):
+    """6.12 and the newest kernel (where the timekeeper moved into timekeeper_data[]): sys against drgn."""
+    fs = fixture_set(series)
     want = _drgn_sys(fs, dump)
     k = open_fixture_kernel(fs, dump)
     info = sys_info(k)
@@ -249,12 +252,12 @@ def sys_date(seconds: int) -> str:
     return ctime_tz(seconds)
 
 
-@pytest.mark.parametrize("series", ["6.1", "6.12"])
-def test_task_count_matches_drgn(fixtures61, fixtures612, series):
+@pytest.mark.parametrize("series", ["6.1", *DRGN_SERIES])
+def test_task_count_matches_drgn(series):
     """TASKS counts every thread and every CPU's idle task, as crash does when it sees them all (crash 8.0.2
     does not on these kernels). Filtered 6.12 dumps lost task pages to makedumpfile
     1.7.2 (which does not support 6.12), so counts are compared on the unfiltered ELF dumps."""
-    fs = fixtures61 if series == "6.1" else fixtures612
+    fs = fixture_set(series)
     seen = 0
     for dump in fs.dumps:
         if fs.dumps[dump]["format"] != "elf" or not _drgn_ok(fs, dump):

@@ -21,7 +21,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import open_fixture_kernel, run_command
+from conftest import DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
 from oracles import crash_outputs, drgn_eval
 
 from kcrash.errors import MemoryReadError, PageExcludedError
@@ -334,7 +334,7 @@ def test_modules_match_crash(fixtures61, dump):
         assert kcrash(k, f"sym {mod.base + 16:x}").endswith(f"+16 [{mod.name}] ")
 
 
-# --- 6.12: drgn ------------------------------------------------------------------------------------
+# --- 6.12 and the newest kernel: drgn ------------------------------------------------------------------------------------
 
 
 DRGN_MODULES = """
@@ -350,11 +350,13 @@ for name in NAMES:
 """
 
 
+@pytest.mark.parametrize("series", DRGN_SERIES)
 @pytest.mark.parametrize("dump", DRGN_DUMPS612)
-def test_symbols_match_drgn_612(fixtures612, dump):
-    k = open_fixture_kernel(fixtures612, dump)
+def test_symbols_match_drgn_newer(series, dump):
+    fs = fixture_set(series)
+    k = open_fixture_kernel(fs, dump)
     names = ["schedule", "vfs_read", "jiffies", "init_task", "panic", "linux_banner"]
-    text = drgn_eval(fixtures612.vmlinux, fixtures612.path(dump), DRGN_MODULES.replace("NAMES", repr(names)))
+    text = drgn_eval(fs.vmlinux, fs.path(dump), DRGN_MODULES.replace("NAMES", repr(names)))
     mods = [line.split()[1:] for line in text.splitlines() if line.startswith("MOD ")]
     ours = kmod.modules(k)
     assert [(m.name, m.base, m.size) for m in ours] == [(n, int(b, 16), int(s)) for n, b, s in mods]
@@ -388,10 +390,12 @@ print(prog["jiffies"].value_())
 """
 
 
+@pytest.mark.parametrize("series", DRGN_SERIES)
 @pytest.mark.parametrize("dump", DRGN_DUMPS612)
-def test_rd_matches_drgn_612(fixtures612, dump):
-    k = open_fixture_kernel(fixtures612, dump)
-    raw_hex, jiffies = drgn_eval(fixtures612.vmlinux, fixtures612.path(dump), DRGN_READ).split()
+def test_rd_matches_drgn_newer(series, dump):
+    fs = fixture_set(series)
+    k = open_fixture_kernel(fs, dump)
+    raw_hex, jiffies = drgn_eval(fs.vmlinux, fs.path(dump), DRGN_READ).split()
     raw = bytes.fromhex(raw_hex)
     lines = kcrash(k, "rd -64 linux_banner 6").splitlines()
     values = [int(v, 16) for line in lines for v in line.split(":", 1)[1].split()[:2]]
@@ -410,13 +414,15 @@ for name in NAMES:
 CALL = re.compile(r"\tcall   0x([0-9a-f]+) <([^>]+)>$")
 
 
+@pytest.mark.parametrize("series", DRGN_SERIES)
 @pytest.mark.parametrize("dump", DRGN_DUMPS612)
-def test_dis_matches_drgn_612(fixtures612, dump):
-    """6.12: whole functions decode without (bad), end where drgn's symbol size says, and each call target
-    is named as drgn names that address."""
-    k = open_fixture_kernel(fixtures612, dump)
+def test_dis_matches_drgn_newer(series, dump):
+    """Whole functions decode without (bad), end where drgn's symbol size says, and each call target is
+    named as drgn names that address (7.x's absolute constants past _end once hid every name)."""
+    fs = fixture_set(series)
+    k = open_fixture_kernel(fs, dump)
     names = ["schedule", "vfs_read", "panic", "do_syscall_64", "kmem_cache_alloc_noprof", "__schedule"]
-    text = drgn_eval(fixtures612.vmlinux, fixtures612.path(dump), DRGN_CALLS.replace("NAMES", repr(names)))
+    text = drgn_eval(fs.vmlinux, fs.path(dump), DRGN_CALLS.replace("NAMES", repr(names)))
     targets = {}
     for line in text.splitlines():
         _, name, addr, size = line.split()
@@ -438,7 +444,7 @@ def test_dis_matches_drgn_612(fixtures612, dump):
             "    print(hex(a), s.name, hex(s.address))",
         ]
     )
-    out = drgn_eval(fixtures612.vmlinux, fixtures612.path(dump), script)
+    out = drgn_eval(fs.vmlinux, fs.path(dump), script)
     table = kmod.kernel_symbols(k).table
     for line in out.splitlines():
         addr, drgn_name, drgn_addr = line.split()
