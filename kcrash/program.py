@@ -225,6 +225,17 @@ class Kernel:
                     setattr(t, attr, self.read_u64(sym.address))
                 except MemoryReadError:
                     self.warnings.append(f"cannot read {name}; assuming the default")
+        # With CONFIG_RANDOMIZE_MEMORY the direct map is sized by the RAM (plus padding), and vmalloc_base
+        # may follow it well within 2^MAX_PHYSMEM_BITS: stacks there must be walked, not taken for the
+        # direct map (seen on Debian's 5.10: a vmap'd stack 0x2cd0… above page_offset_base).
+        sym = self.symbols.lookup("vmalloc_base")
+        if sym is not None:
+            try:
+                vmalloc = self.read_u64(sym.address)
+            except MemoryReadError:
+                vmalloc = 0
+            if vmalloc > t.page_offset:
+                t.direct_map_size = min(t.direct_map_size, vmalloc - t.page_offset)
         sme = self.symbols.lookup("sme_me_mask")
         if sme is not None:
             try:
