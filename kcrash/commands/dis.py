@@ -234,10 +234,14 @@ def dis_command(ctx, args):
         return
     sym, _offset = hit
     printer = Printer(k, radix, args.lines)
+    # Where decoding starts, and the first address printed: crash decodes -r and -f from the function's
+    # start (so an address inside an instruction is never decoded as one), and -f prints from the first
+    # instruction at or after the target.
+    first = None
     if args.reverse:
         start, stop_at, limit = sym.address, address, None
     elif args.forward:
-        start, stop_at, limit = address, None, count
+        start, stop_at, limit, first = sym.address, None, count, address
     elif whole_function and count is None:
         start, stop_at, limit = address, None, None
     else:
@@ -245,13 +249,15 @@ def dis_command(ctx, args):
     end = function_end(k, sym, address) if limit is None and stop_at is None else None
     if stop_at is not None:
         end = max(stop_at, start) + 1
-    span = (end - start) if end is not None else 16 * (limit or 1)
+    span = (end - start) if end is not None else (first or start) - start + 16 * (limit or 1)
     code = read_code(k, start, span + _SLACK)
     if not code:
         raise KcrashError(DIS_ERROR.format(start))
     shown = 0
     next_address = start
     for insn in disasm.disassemble(code, start):
+        if first is not None and insn.address < first:
+            continue
         if limit is not None and shown >= limit:
             return
         if limit is None and stop_at is None and insn.address >= end:
