@@ -133,8 +133,8 @@ def _datatype(ctx, args, kinds: tuple[str, ...], cmd: str) -> None:
     else:
         targets.append((None, address))
     size = t.strip().size or 0
-    first = True
     for header, base in targets:
+        first = True  # crash separates the objects of a count by blank lines, not each CPU's block
         if header is not None:
             ctx.write(header + "\n")
         start = base if count >= 0 else base - (abs(count) - 1) * size
