@@ -43,8 +43,10 @@ class FixtureSet:
         return [self.path(n) for n in self.dumps]
 
 
-# Series whose dumps Debian 12's crash 8.0.2 cannot read: drgn is their oracle ("sid" is Debian unstable's
-# cloud kernel, whatever version it is when the fixtures are built).
+# Series whose every dump Debian 12's crash 8.0.2 reads: the differential tests against crash run on each.
+CRASH_SERIES = ("5.10", "6.1")
+# Series whose dumps crash 8.0.2 cannot read: drgn is their oracle ("sid" is Debian unstable's cloud
+# kernel, whatever version it is when the fixtures are built).
 DRGN_SERIES = ("6.12", "sid")
 
 _sets: dict[str, FixtureSet] = {}
@@ -55,6 +57,12 @@ def fixture_set(series: str) -> FixtureSet:
     if series not in _sets:
         _sets[series] = FixtureSet(*_fixture_set(series))
     return _sets[series]
+
+
+@pytest.fixture(scope="session", params=CRASH_SERIES)
+def fixtures_crash(request) -> FixtureSet:
+    """Each fixture set crash 8.0.2 reads in full: a test taking it runs once per such series."""
+    return fixture_set(request.param)
 
 
 @pytest.fixture(scope="session")

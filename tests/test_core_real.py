@@ -26,10 +26,10 @@ DUMPS_61 = [
 
 
 @pytest.fixture(scope="module", params=DUMPS_61)
-def dump61(request, fixtures61):
-    if request.param not in fixtures61.dumps:
+def dump61(request, fixtures_crash):
+    if request.param not in fixtures_crash.dumps:
         pytest.fail(f"fixture set lacks {request.param}")
-    return fixtures61, request.param, open_fixture_kernel(fixtures61, request.param)
+    return fixtures_crash, request.param, open_fixture_kernel(fixtures_crash, request.param)
 
 
 def test_init_task_comm(dump61) -> None:
@@ -44,10 +44,10 @@ def test_linux_banner_names_debian_version(dump61) -> None:
     assert fs.manifest["package_version"] in banner
 
 
-def test_jiffies_same_in_every_format_of_a_boot(fixtures61) -> None:
+def test_jiffies_same_in_every_format_of_a_boot(fixtures_crash) -> None:
     values: dict[str, set[int]] = {}
-    for name, entry in fixtures61.dumps.items():
-        k = open_fixture_kernel(fixtures61, name)
+    for name, entry in fixtures_crash.dumps.items():
+        k = open_fixture_kernel(fixtures_crash, name)
         jiffies = k.object("jiffies")
         assert jiffies.type_.strip().name == "long unsigned int"
         values.setdefault(entry["boot"], set()).add(jiffies.value())
@@ -73,24 +73,24 @@ def test_marker_states(dump61) -> None:
     assert tasks.task_state_code(k, by_comm["kc-crasher"]) == "RU"
 
 
-def test_either_argument_order(fixtures61) -> None:
-    k = open_kernel(fixtures61.path("kdump-lzo.kdump"), fixtures61.vmlinux)
+def test_either_argument_order(fixtures_crash) -> None:
+    k = open_kernel(fixtures_crash.path("kdump-lzo.kdump"), fixtures_crash.vmlinux)
     try:
-        assert k.vmlinux_path == fixtures61.vmlinux
+        assert k.vmlinux_path == fixtures_crash.vmlinux
     finally:
         k.close()
 
 
-def test_same_pages_through_every_format(fixtures61) -> None:
+def test_same_pages_through_every_format(fixtures_crash) -> None:
     """10,000 random kernel pages (direct map) read identically through each format of the same boot."""
     by_boot: dict[str, list[str]] = {}
-    for name, entry in fixtures61.dumps.items():
+    for name, entry in fixtures_crash.dumps.items():
         by_boot.setdefault(entry["boot"], []).append(name)
     rng = random.Random(20261126)
     multi = {boot: names for boot, names in by_boot.items() if len(names) > 1}
     assert {"qemu", "kdump"} <= set(multi), f"expected several formats of each boot: {by_boot}"
     for boot, names in multi.items():
-        kernels = [open_fixture_kernel(fixtures61, n) for n in names]
+        kernels = [open_fixture_kernel(fixtures_crash, n) for n in names]
         # Sample from the most filtered dump's pages so most samples exist in every format.
         ref = max(kernels, key=lambda k: k.memory.dump_level or 0)
         ranges = ref.memory.ranges()

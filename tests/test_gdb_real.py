@@ -33,7 +33,7 @@ SAME_BOTH_WAYS = [
     "init_uts_ns.name.release",
     "saved_command_line",
     "init_task.pid_links",
-    "init_task.rcu_read_unlock_special",
+    "init_task.restart_block",  # a struct holding an anonymous union, in every kernel
     "(char)200",
     "sizeof(struct task_struct)",
     "init_task.tasks.next->next",

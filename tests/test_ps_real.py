@@ -1,4 +1,4 @@
-"""`ps` and `set PID|TASK` on the real Debian dumps, against crash 8.0.2 (6.1) and drgn (6.1 and 6.12).
+"""`ps` and `set PID|TASK` on the real Debian dumps, against crash 8.0.2 (5.10, 6.1) and drgn (every series).
 
 Normalisations, documented:
 - crash 8.0.2 builds its task table from the PID IDR with the pre-6.5 fixed `struct pid` layout, so on these
@@ -79,6 +79,7 @@ CRASH_COMMANDS = [
     "ps -y FIFO",
     "ps -A",
     "task -R pid,comm,__state",
+    "task -R pid,comm,state",  # before 5.14 (crash answers an error for the member the kernel lacks)
     "set",
     "set -p",
     "set 0",
@@ -99,13 +100,13 @@ def marker_pids(fs, boot: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module", params=DUMPS61)
-def dump61(request, fixtures61):
+def dump61(request, fixtures_crash):
     name = request.param
-    assert name in fixtures61.dumps, f"{name} missing from the 6.1 fixture manifest"
-    k = open_fixture_kernel(fixtures61, name)
-    crash = crash_outputs(fixtures61.vmlinux, fixtures61.path(name), CRASH_COMMANDS)
+    assert name in fixtures_crash.dumps, f"{name} missing from the 6.1 fixture manifest"
+    k = open_fixture_kernel(fixtures_crash, name)
+    crash = crash_outputs(fixtures_crash.vmlinux, fixtures_crash.path(name), CRASH_COMMANDS)
     assert crash.get("ps", "").strip(), "crash printed no ps output"
-    return fixtures61, name, k, crash
+    return fixtures_crash, name, k, crash
 
 
 def crash_tasks(crash: dict[str, str]) -> list[str]:
@@ -230,9 +231,11 @@ def test_ps_parents_match_crash(dump61) -> None:
 def test_task_members_match_crash(dump61) -> None:
     """`task -R` of the current context (the panic task): header and member lines."""
     _, _, k, crash = dump61
-    ours, err = run_command(k, "task -R pid,comm,__state")
+    state = "__state" if k.type("struct task_struct").find_member("__state") else "state"
+    cmd = f"task -R pid,comm,{state}"
+    ours, err = run_command(k, cmd)
     assert not err
-    assert ours.strip("\n") == crash["task -R pid,comm,__state"].strip("\n")
+    assert ours.strip("\n") == crash[cmd].strip("\n")
 
 
 def test_ps_no_header(dump61) -> None:

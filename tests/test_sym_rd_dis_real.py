@@ -1,6 +1,6 @@
-"""`sym`, `rd`, `dis` and module symbols on the real Debian dumps, against crash 8.0.2 (6.1) and drgn.
+"""`sym`, `rd`, `dis` and module symbols on the real Debian dumps, against crash 8.0.2 (5.10, 6.1) and drgn.
 
-crash runs in the test on the 6.1 dumps (one session per dump, tests/oracles.py) and kcrash's output
+crash runs in the test on the 5.10 and 6.1 dumps (one session per dump, tests/oracles.py) and kcrash's output
 (stdout then stderr) must equal crash's exactly, with these documented exceptions:
 - `rd -a` with no count: crash ends the string without a newline (its next output continues on the same
   line); kcrash ends the line.  Checked with a separate crash run that keeps the glued text.
@@ -216,14 +216,14 @@ def commands(fs, dump: str, k) -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module", params=CRASH_DUMPS)
-def crash61(request, fixtures61):
+def crash61(request, fixtures_crash):
     name = request.param
-    assert name in fixtures61.dumps, f"{name} missing from the 6.1 fixture manifest"
-    k = open_fixture_kernel(fixtures61, name)
-    cmds = commands(fixtures61, name, k)
-    crash = crash_outputs(fixtures61.vmlinux, fixtures61.path(name), cmds)
+    assert name in fixtures_crash.dumps, f"{name} missing from the 6.1 fixture manifest"
+    k = open_fixture_kernel(fixtures_crash, name)
+    cmds = commands(fixtures_crash, name, k)
+    crash = crash_outputs(fixtures_crash.vmlinux, fixtures_crash.path(name), cmds)
     assert crash.get("sym schedule", "").strip(), "crash printed no sym output"
-    return fixtures61, name, k, cmds, crash
+    return fixtures_crash, name, k, cmds, crash
 
 
 def _mismatches(k, crash, cmds, prefix: str) -> list[str]:
@@ -278,10 +278,10 @@ def _crash_glued(fs, dump: str, cmd: str) -> str:
     return text[text.index("BEGIN-KCRASH\n") + len("BEGIN-KCRASH\n") : text.index("END-KCRASH")]
 
 
-def test_rd_ascii_unlimited(fixtures61):
+def test_rd_ascii_unlimited(fixtures_crash):
     dump = "kdump-lzo.kdump"
-    k = open_fixture_kernel(fixtures61, dump)
-    want = _crash_glued(fixtures61, dump, "rd -a linux_banner")
+    k = open_fixture_kernel(fixtures_crash, dump)
+    want = _crash_glued(fixtures_crash, dump, "rd -a linux_banner")
     assert not want.endswith("\n")  # crash's missing newline, see the docstring
     out, err = run_command(k, "rd -a linux_banner")
     assert err == ""
@@ -292,10 +292,10 @@ def test_rd_ascii_unlimited(fixtures61):
 
 
 @pytest.mark.parametrize("dump", ALL_DUMPS)
-def test_symbols_relocated_like_the_manifest(fixtures61, dump):
+def test_symbols_relocated_like_the_manifest(fixtures_crash, dump):
     """The vmlinux table is the ELF symtab moved by the KASLR offset the fixture script recorded."""
-    k = open_fixture_kernel(fixtures61, dump)
-    boot = fixtures61.manifest["boots"][fixtures61.dumps[dump]["boot"]]
+    k = open_fixture_kernel(fixtures_crash, dump)
+    boot = fixtures_crash.manifest["boots"][fixtures_crash.dumps[dump]["boot"]]
     offset = int(boot["kaslr_offset"], 16)
     ks = kmod.kernel_symbols(k)
     link = k._vmlinux_symbol("schedule")
@@ -319,12 +319,12 @@ def crash_modules(text: str) -> list[tuple[int, str, int, int]]:
 
 
 @pytest.mark.parametrize("dump", ALL_DUMPS)
-def test_modules_match_crash(fixtures61, dump):
+def test_modules_match_crash(fixtures_crash, dump):
     """The module list (struct module, name, base, size) equals crash's `mod`; module addresses resolve
     through the module's own kallsyms with ` [module]`."""
-    k = open_fixture_kernel(fixtures61, dump)
-    cmds = commands(fixtures61, dump, k) if dump in CRASH_DUMPS else ("mod",)
-    want = crash_modules(crash_outputs(fixtures61.vmlinux, fixtures61.path(dump), cmds)["mod"])
+    k = open_fixture_kernel(fixtures_crash, dump)
+    cmds = commands(fixtures_crash, dump, k) if dump in CRASH_DUMPS else ("mod",)
+    want = crash_modules(crash_outputs(fixtures_crash.vmlinux, fixtures_crash.path(dump), cmds)["mod"])
     ours = kmod.modules(k)
     assert [(m.address, m.name, m.base, m.size) for m in ours] == want
     for mod in ours:

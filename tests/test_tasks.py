@@ -1,9 +1,10 @@
 """kcrash.kernel.tasks and kcrash.kernel.mm: state codes for every kernel layout, time formatting, task
-lookup rules, the task table's relations (synthetic), and the helpers on the real 6.1 and 6.12 dumps."""
+lookup rules, the task table's relations (synthetic), and the helpers on the real dumps of every series."""
 
 from __future__ import annotations
 
 import pytest
+from fixtures.locate import SERIES
 
 from kcrash.commands import ps as psmod
 from kcrash.kernel import tasks as th
@@ -269,14 +270,14 @@ def test_scheduling_policies() -> None:
 
 @pytest.fixture(
     scope="module",
-    params=[("6.1", "kdump-lzo.kdump"), ("6.1", "qemu.elf"), ("6.12", "qemu.elf"), ("6.12", "kdump.elf")],
+    params=[(series, name) for series in SERIES for name in ("kdump-lzo-d23.kdump", "qemu.elf")],
     ids=lambda p: f"{p[0]}:{p[1]}",
 )
-def real(request, fixtures61, fixtures612):
-    from conftest import open_fixture_kernel
+def real(request):
+    from conftest import fixture_set, open_fixture_kernel
 
     series, name = request.param
-    fs = fixtures61 if series == "6.1" else fixtures612
+    fs = fixture_set(series)
     return fs, name, open_fixture_kernel(fs, name)
 
 
