@@ -44,10 +44,10 @@ class FixtureSet:
 
 
 # Series whose every dump Debian 12's crash 8.0.2 reads: the differential tests against crash run on each.
-CRASH_SERIES = ("5.10", "6.1")
+CRASH_SERIES = tuple(name for name, series in locate.SERIES.items() if series.crash_opens)
 # Series whose dumps crash 8.0.2 cannot read: drgn is their oracle ("sid" is Debian unstable's cloud
 # kernel, whatever version it is when the fixtures are built).
-DRGN_SERIES = ("6.12", "sid")
+DRGN_SERIES = tuple(name for name, series in locate.SERIES.items() if not series.crash_opens)
 
 _sets: dict[str, FixtureSet] = {}
 
