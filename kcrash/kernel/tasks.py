@@ -113,9 +113,11 @@ def _running_tasks(k: Kernel) -> list[int]:
     out = []
     for cpu in possible_cpus(k):
         try:
-            out.append(cpu_curr(k, cpu).address)
+            address = cpu_curr(k, cpu).address
         except (KcrashError, MemoryReadError):
             continue
+        if address is not None:
+            out.append(address)
     return out
 
 
