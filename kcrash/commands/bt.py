@@ -185,7 +185,11 @@ def render(rec: BacktraceRecord, k, opts) -> str:
             exc = None
             if not fr.user_registers:
                 hit = _resolve_text(k, regs.get("rip", 0))
-                exc = f"{hit[0].name}+{hit[1]}" if hit else f"{regs.get('rip', 0):x}"
+                exc = (
+                    (f"{hit[0].name}+{hit[1]}" if hit[1] else hit[0].name)
+                    if hit
+                    else f"{regs.get('rip', 0):x}"
+                )
             lines.extend(_register_block(regs, exc))
         if fr.stack_switch:
             lines.append(f"--- <{fr.stack_switch}> ---")

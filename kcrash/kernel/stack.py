@@ -254,12 +254,11 @@ def _search_stack(k: Kernel, uw: Unwinder, rng: StackRange, want_end: int | None
             continue
         slot = rng.start + 8 * i
         frames = uw.unwind({"rip": word, "rsp": slot + 8, "rbp": 0}, slot=slot)
-        last = frames[-1]
-        if (
-            len(frames) >= 2
-            and last.regs is not None
-            and (want_end is None or last.regs.get("rip") == want_end)
-        ):
+        if len(frames) < 2 or frames[-1].regs is None:
+            continue
+        # The chain must reach the register block of the interrupted context: the last one (user mode), or
+        # one past which the unwind went on in the kernel (an NMI taken in kernel mode).
+        if want_end is None or any(f.regs is not None and f.regs.get("rip") == want_end for f in frames):
             return _from_stop_handler(k, frames)
     return None
 
@@ -367,6 +366,16 @@ def backtrace(k: Kernel, task: Object) -> Backtrace:
         frames = uw.unwind(regs, slot)
         if source == "NT_PRSTATUS" and frames and _in_function(k, frames[0].ip, _CRASH_SETUP_REGS_CALLERS):
             frames = _calls_after_saved_registers(k, uw, frames, regs)
+        elif source == "NT_PRSTATUS" and cpu is not None:
+            # kdump's NMI stopped this CPU in kernel mode and saved the interrupted registers: show the NMI
+            # handler's frames first (crash_nmi_callback … end_repeat_nmi and the exception frame), as crash
+            # does, when its chain on the NMI stack leads to exactly these registers.
+            for rng in ranges:
+                if rng.cpu == cpu and rng.name == "NMI exception stack":
+                    found = _search_stack(k, uw, rng, regs["rip"])
+                    if found:
+                        frames = found
+                        break
     bt = Backtrace(task, cpu if cpu is not None else task_cpu(task), frames, source=source)
     bt.stacks = [_which_stack(ranges, f.sp) for f in frames]
     return bt
