@@ -47,8 +47,22 @@ def register_blocks(text: str) -> list[str]:
     ]
 
 
-def assert_frames_within(ours: list, theirs: list, from_registers_allowed: int = 0) -> None:
-    """Our frames are an in-order sub-list of crash's, with crash's extra frames only between ours."""
+def ends_at_orc_end(k, ours: list) -> bool:
+    """kcrash's last frame is where ORC marks the end of the stack below its top: objtool marks the
+    retpoline thunks (__x86_indirect_thunk_*) so in 5.10. kcrash stops there; crash's stack scan goes on,
+    and where an NMI caught a CPU inside a thunk it prints the frames beyond."""
+    from kcrash.kernel.stack import unwinder
+
+    if not ours:
+        return False
+    orc = unwinder(k).orc
+    address = int(ours[-1][2], 16)
+    return any((e := orc.find(ip)) is not None and e.type == "end" for ip in (address, address - 1))
+
+
+def assert_frames_within(ours: list, theirs: list, from_registers_allowed: int = 0, k=None) -> None:
+    """Our frames are an in-order sub-list of crash's, with crash's extra frames only between ours (and after
+    our last where it is an ORC end of stack: ends_at_orc_end)."""
     ours_tail = ours[from_registers_allowed:]
     positions = []
     start = 0
@@ -61,7 +75,7 @@ def assert_frames_within(ours: list, theirs: list, from_registers_allowed: int =
         start = idx + 1
     assert positions, "no frames compared"
     assert positions[0] == 0, f"crash has frames before kcrash's first: {theirs[: positions[0]]}"
-    assert positions[-1] == len(theirs) - 1, (
+    assert positions[-1] == len(theirs) - 1 or (k is not None and ends_at_orc_end(k, ours)), (
         f"crash has frames after kcrash's last: {theirs[positions[-1] + 1 :]}"
     )
 
@@ -114,8 +128,11 @@ def test_bt_all_cpus_match_crash(dump) -> None:
             # stack at fffffe0000014000 failed"); kcrash unwinds it from QEMU's saved CPU state.
             assert len(frames(ob)) >= 2 and "CS: 0033" in ob.splitlines()[-1]
             continue
-        assert_frames_within(frames(ob), frames(tb), _register_frames(k, name))
-        assert register_blocks(ob) == register_blocks(tb)
+        assert_frames_within(frames(ob), frames(tb), _register_frames(k, name), k)
+        if not ends_at_orc_end(k, frames(ob)):
+            assert register_blocks(ob) == register_blocks(tb)
+        else:  # up to where kcrash stopped
+            assert register_blocks(tb)[: len(register_blocks(ob))] == register_blocks(ob)
 
 
 def test_bt_f_frame_words_match_crash(dump) -> None:

@@ -99,11 +99,10 @@ def _resolve_text(k, address: int):
     (its Symbol.module gives crash's ` [module]` suffix); None for user-space addresses."""
     if address < 0xFFFF800000000000:
         return None
-    stext, etext = k.symbols.lookup("_stext"), k.symbols.lookup("_etext")
-    if stext is not None and etext is not None and stext.address <= address < etext.address:
-        return k.resolve(address)
     from kcrash.kernel.modules import resolve_any
 
+    # crash's symbol table (as sym and dis use it): where several names share an address it picks as
+    # crash does (__x86_indirect_thunk_rax, not the __x86_indirect_thunk_array label at the same place).
     try:
         return resolve_any(k, address) or k.resolve(address)
     except KcrashError:

@@ -254,11 +254,15 @@ def _search_stack(k: Kernel, uw: Unwinder, rng: StackRange, want_end: int | None
             continue
         slot = rng.start + 8 * i
         frames = uw.unwind({"rip": word, "rsp": slot + 8, "rbp": 0}, slot=slot)
-        if len(frames) < 2 or frames[-1].regs is None:
+        if len(frames) < 2:
             continue
-        # The chain must reach the register block of the interrupted context: the last one (user mode), or
-        # one past which the unwind went on in the kernel (an NMI taken in kernel mode).
-        if want_end is None or any(f.regs is not None and f.regs.get("rip") == want_end for f in frames):
+        # The chain must reach the register block of the interrupted context: with registers to match, any
+        # block holding them (past one taken in kernel mode the unwind goes on, and may stop early); without,
+        # the block at its end.
+        if want_end is None:
+            if frames[-1].regs is not None:
+                return _from_stop_handler(k, frames)
+        elif any(f.regs is not None and f.regs.get("rip") == want_end for f in frames):
             return _from_stop_handler(k, frames)
     return None
 
