@@ -76,8 +76,11 @@ def _crash_session(vmlinux: str, dump: str, commands: tuple[str, ...]) -> dict[s
     script = (
         "".join(f"!echo {_MARK}{i}\n{cmd}\n" for i, cmd in enumerate(commands)) + f"!echo {_MARK}end\nq\n"
     )
+    # crash's gdb prints a char array's UTF-8 characters as such under a UTF-8 locale, as octal escapes
+    # under C: the oracle answers under C.UTF-8 wherever the suite runs.
+    env = dict(os.environ, LC_ALL="C.UTF-8")
     proc = subprocess.run(
-        ["crash", "-s", vmlinux, dump], input=script, capture_output=True, text=True, timeout=600
+        ["crash", "-s", vmlinux, dump], input=script, capture_output=True, text=True, timeout=600, env=env
     )
     out: dict[str, str] = {}
     current = None

@@ -697,3 +697,14 @@ def test_whatis_variable_and_leader():
     assert p_leader("jiffies", "$1 = 5") == "jiffies = $1 = 5"
     assert p_leader("do_it", "$2 = {void (int)} 0x1 <do_it>") == "do_it = $2 = \n {void (int)} 0x1 <do_it>"
     assert p_leader("init_task", "$3 = {\n  pid = 1\n}") == "init_task = $3 = {\n  pid = 1\n}"
+
+
+def test_char_arrays_print_utf8_as_gdb_does_under_a_utf8_locale():
+    """Seen in a 5.10 task's FPU state: crash's gdb printed the bytes e0 a8 bc as the character they encode,
+    and kept octal escapes for bytes that are no valid UTF-8 (and for a digit after an escape)."""
+    from kcrash.expr.valfmt import PrintOptions, quote_bytes
+
+    opts = PrintOptions()
+    assert quote_bytes(b"a\xe0\xa8\xbc9\xff7\x00", False, opts) == '"a\u0a3c9\\377\\067"'
+    assert quote_bytes(b"\xe0\xa8", False, opts) == '"\\340\\250"'  # cut short: no character
+    assert quote_bytes(b"\xc3\xa9t\xc3\xa9\x00", False, opts) == '"\u00e9t\u00e9"'

@@ -64,6 +64,49 @@ def _escaped(c: int) -> bool:
     return not 32 <= c < 127 and c not in _ESCAPES
 
 
+def _utf8_char(data: bytes, pos: int, end: int) -> str | None:
+    """The printable character a valid UTF-8 sequence at data[pos:] encodes, within `end`, else None."""
+    lead = data[pos]
+    size = 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF else 4 if 0xF0 <= lead <= 0xF4 else 0
+    if not size or pos + size > end:
+        return None
+    try:
+        ch = data[pos : pos + size].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return ch if ch.isprintable() else None
+
+
+def _quote_plain(data: bytes, end: int, ellipsis: bool) -> str:
+    """gdb's generic_printstr without repeat folding (crash's setting) over data[:end], with a UTF-8 host
+    charset: a valid UTF-8 sequence of a printable character is printed as that character, every other
+    byte outside printable ASCII as an octal escape (and a digit after an octal escape escaped too)."""
+    parts = ['"']
+    need = False  # the previous character was an octal escape
+    pos = 0
+    while pos < end:
+        c = data[pos]
+        if c >= 0x80 and (ch := _utf8_char(data, pos, end)) is not None:
+            parts.append(ch)
+            pos += len(ch.encode("utf-8"))
+            need = False
+            continue
+        if c in _ESCAPES:
+            parts.append(_ESCAPES[c])
+            need = False
+        elif 32 <= c < 127 and not (need and 48 <= c <= 57):
+            parts.append(_char_text(c, '"'))
+            need = False
+        else:
+            parts.append(f"\\{c:03o}")
+            need = True
+        pos += 1
+    parts.append('"')
+    if ellipsis:
+        parts.append("...")
+    return "".join(parts)
+
+
 def char_literal(c: int) -> str:
     """`'A'`, `'\\000'`: a char value as gdb shows it after the number."""
     return "'" + _char_text(c & 0xFF, "'") + "'"
@@ -93,6 +136,8 @@ def quote_bytes(data: bytes, force_ellipsis: bool, opts: PrintOptions) -> str:
     parts: list[str] = []
     in_string = False
     need = False  # the previous character was an octal escape
+    if threshold is None:
+        return _quote_plain(data, i, force_ellipsis or not finished)
     for c, n in runs:
         if threshold is not None and n > threshold:
             if in_string:
