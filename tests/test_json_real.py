@@ -131,3 +131,35 @@ def test_context_log_sys(fs) -> None:
     text, data = kcrash(fs, "sys", as_json=False), kcrash(fs, "sys", as_json=True)
     records(data, "sys_info")
     assert jq(data, ".release") == [re.search(r"RELEASE: (\S+)", text).group(1)]
+
+
+# Commands and options without a record type of their own yet print `text_line` records (docs/json.md).
+EVERY_LINE_COMMANDS = [
+    "bt -f",
+    "bt -l",
+    "ps -t",
+    "ps -p",
+    "ps -S",
+    "ps -r 1",
+    "log -m",
+    "sys -t",
+    "sym -q schedule",
+    "rd -s linux_banner 4",
+    "dis -l schedule 3",
+    "task",
+    "whatis jiffies",
+    "struct list_head",
+    "help bt",
+]
+
+
+def test_every_stdout_line_is_json(fs) -> None:
+    """Nothing but JSON lines on standard output, whatever the command prints."""
+    for command in EVERY_LINE_COMMANDS:
+        out = kcrash(fs, command, as_json=True)
+        lines = out.splitlines()
+        assert lines, command
+        for line in lines:
+            rec = json.loads(line)
+            assert rec["schema"] == SCHEMA and rec["record"], (command, line)
+        assert len(jq(out, ".record")) == len(lines), command
