@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 need_apt=()
-for pkg in qemu-system-x86 busybox-static kexec-tools makedumpfile crash cpio gdb binutils e2fsprogs; do
+for pkg in qemu-system-x86 busybox-static kexec-tools makedumpfile crash cpio gdb binutils e2fsprogs jq; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

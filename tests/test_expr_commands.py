@@ -124,6 +124,8 @@ def test_json_records(shell):
     shell.shell.settings.output = "json"
     out, _ = shell("p init_task.pid")
     assert json.loads(out) == {
+        "record": "print",
+        "schema": 2,
         "expression": "init_task.pid",
         "history": 1,
         "text": "42",

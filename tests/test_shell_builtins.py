@@ -150,8 +150,10 @@ def test_eval_errors_and_json(shell):
     assert run(shell, "eval 1 +") == (FAILED, "", "eval: invalid expression: 1 +\n")
     shell.settings.output = "json"
     assert json.loads(run(shell, "eval 5")[1]) == {
-        "value": 5,
-        "signed": 5,
+        "record": "eval_result",
+        "schema": 2,
+        "value": "0x5",  # 64-bit values are strings: a double (jq, JavaScript) would lose digits
+        "signed": "5",
         "bits_set": [2, 0],
         "show_bits": False,
     }
@@ -192,7 +194,7 @@ def test_set_variables(shell):
     assert run(shell, "sf")[1].startswith("scroll: off (")
     assert shell.settings.scroll is False
     assert run(shell, "set scroll")[1].startswith("scroll: off")
-    assert run(shell, "set output json")[1] == '{"name": "output", "value": "json"}\n'
+    assert run(shell, "set output json")[1] == '{"record": "setting", "schema": 2, "name": "output", "value": "json"}\n'
     assert run(shell, "set output text")[1] == "output: text\n"
     assert run(shell, "set zero_excluded on")[1] == "zero_excluded: on\n"
     assert shell.kernel.memory.zero_excluded is True

@@ -203,8 +203,9 @@ def test_records_as_text_and_json(shell):
     assert run(shell, "gen")[1] == "HEADER\nPoint(x=5, y=6)\n"
     shell.settings.output = "json"
     lines = run(shell, "points")[1].splitlines()
-    assert [json.loads(line) for line in lines] == [{"x": 1, "y": 2}, {"x": 3, "y": 4}]
-    assert [json.loads(line) for line in run(shell, "gen")[1].splitlines()] == [{"x": 5, "y": 6}]
+    head = {"record": "point", "schema": 2}
+    assert [json.loads(line) for line in lines] == [{**head, "x": 1, "y": 2}, {**head, "x": 3, "y": 4}]
+    assert [json.loads(line) for line in run(shell, "gen")[1].splitlines()] == [{**head, "x": 5, "y": 6}]
 
 
 def test_ctx_run_shares_the_output(shell, tmp_path):

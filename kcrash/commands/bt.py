@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from kcrash.commands import Argument, KcrashError, Option, command
 from kcrash.errors import MemoryReadError
+from kcrash.records import hex_field
 
 if TYPE_CHECKING:
     from kcrash.kernel.stack import Backtrace
@@ -60,14 +61,14 @@ _REG_ROWS = (
 @dataclass
 class FrameRecord:
     level: int
-    stack_address: int
-    function: str | None
-    offset: int | None
-    address: int
+    stack_address: int = hex_field()
+    function: str | None = None
+    offset: int | None = None
+    address: int = hex_field(default=0)
     module: str | None = None
     file: str | None = None
     line: int | None = None
-    exception_registers: dict[str, int] | None = None
+    exception_registers: dict[str, int] | None = hex_field(default=None)
     user_registers: bool = False
     stack_switch: str | None = None
 
@@ -75,9 +76,9 @@ class FrameRecord:
 @dataclass
 class BacktraceRecord:
     pid: int
-    task: int
-    cpu: int
-    command: str
+    task: int = hex_field()
+    cpu: int = 0
+    command: str = ""
     frames: list[FrameRecord] = field(default_factory=list)
 
 

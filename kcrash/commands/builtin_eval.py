@@ -5,10 +5,11 @@ octal and binary.  `evaluate()` is also the number/symbol parser other commands 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kcrash.commands import Argument, Option, UsageError, command
 from kcrash.errors import KcrashError
+from kcrash.records import dec_field, hex_field
 
 __all__ = ["evaluate", "parse_number", "EvalResult"]
 
@@ -150,9 +151,9 @@ def _apply(op: str, a: int, b: int) -> int:
 class EvalResult:
     """The value eval computed, as an unsigned and a signed 64-bit number, with the bits set."""
 
-    value: int
-    signed: int
-    bits_set: list[int]
+    value: int = hex_field()
+    signed: int = dec_field()
+    bits_set: list[int] = field(default_factory=list)
     show_bits: bool = False
 
 

@@ -11,6 +11,7 @@ from kcrash.commands.sym import line_text, not_found_lines, parse_hex, symbol_re
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import disasm
 from kcrash.kernel import modules as kmod
+from kcrash.records import hex_field
 
 HELP = """
 NAME
@@ -83,9 +84,9 @@ _SLACK = 16  # bytes read past a range so that its last instruction decodes whol
 class DisLine:
     """One disassembled instruction (or, with -l, the source line before it)."""
 
-    address: int
-    symbol: str
-    text: str  # the instruction as gdb prints it
+    address: int = hex_field()
+    symbol: str = ""
+    text: str = ""  # the instruction as gdb prints it
     source: str | None = None  # `file: line` printed before this instruction (-l)
     line: str = ""  # the whole output line
 

@@ -13,6 +13,7 @@ from kcrash.kernel import mm as mmh
 from kcrash.kernel import tasks as th
 from kcrash.kernel.cpus import parse_cpu_spec
 from kcrash.kernel.tasks import TaskInfo, task_header
+from kcrash.records import hex_field
 
 HELP = """
 NAME
@@ -174,15 +175,15 @@ class PsRecord:
     pid: int
     ppid: int
     cpu: int
-    task: int
-    state: str
-    pct_mem: float
-    vsz: int  # KiB
-    rss: int  # KiB
-    comm: str
-    active: bool
-    kernel_thread: bool
-    kstackp: int | None = None
+    task: int = hex_field()
+    state: str = ""
+    pct_mem: float = 0.0
+    vsz: int = 0  # KiB
+    rss: int = 0  # KiB
+    comm: str = ""
+    active: bool = False
+    kernel_thread: bool = False
+    kstackp: int | None = hex_field(default=None)
 
 
 @dataclass

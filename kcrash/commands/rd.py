@@ -9,6 +9,7 @@ from kcrash.commands import Argument, KcrashError, Option, UsageError, command
 from kcrash.commands.sym import not_found_lines, parse_hex
 from kcrash.errors import FaultError, MemoryReadError, PageExcludedError, PageNotInDumpError
 from kcrash.kernel import modules as kmod
+from kcrash.records import hex_field
 
 HELP = """
 NAME
@@ -106,9 +107,9 @@ _FIXMAP = (0xFFFFFFFFFF000000, 0xFFFFFFFFFFFFFFFF + 1)
 class MemoryLine:
     """One line of `rd` output (JSON: the address, the values as integers or symbols, the text)."""
 
-    address: int
-    values: list
-    text: str
+    address: int = hex_field()
+    values: list = hex_field()  # words as "0x…"; symbol names (-s) as they are
+    text: str = ""
 
     def __str__(self) -> str:
         return self.text

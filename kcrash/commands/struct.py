@@ -13,6 +13,7 @@ from kcrash.expr.crashfmt import declaration_text, enum_list, member_data, whati
 from kcrash.expr.errors import ExprError, Unsupported
 from kcrash.expr.session import expr_session
 from kcrash.expr.typeprint import ptype, type_name
+from kcrash.records import hex_field
 
 __all__ = ["find_aggregate", "StructRecord"]
 
@@ -22,8 +23,8 @@ class StructRecord:
     """The text crash prints for one struct/union (or member list) at an address."""
 
     type: str
-    address: int | None
-    text: str
+    address: int | None = hex_field()
+    text: str = ""
 
 
 def find_aggregate(ctx, name: str, kinds: tuple[str, ...]) -> tuple[Type, str, str | None]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from kcrash.commands import Argument, CommandFailed, Option, command
 from kcrash.debuginfo.symbols import Symbol
 from kcrash.kernel import modules as kmod
+from kcrash.records import hex_field
 
 HELP = """
 NAME
@@ -73,9 +74,9 @@ EXAMPLES
 class SymbolRecord:
     """One `sym` output line."""
 
-    address: int
-    type: str
-    name: str
+    address: int = hex_field()
+    type: str = ""
+    name: str = ""
     offset: int = 0
     module: str | None = None
     file: str | None = None

@@ -10,6 +10,7 @@ from kcrash.commands import Argument, KcrashError, Option, UsageError, command, 
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import tasks as th
 from kcrash.kernel.tasks import TaskInfo
+from kcrash.records import hex_field
 
 __all__ = ["ContextRecord", "context_text", "current_task_info", "set_context_hook", "task_command"]
 
@@ -23,12 +24,12 @@ class ContextRecord:
 
     pid: int
     command: str
-    task: int
-    thread_info: int
-    tasks_with_pid: int
-    cpu: int
-    state: str
-    activity: str | None  # "PANIC", "ACTIVE", "SYSRQ" for a task on a CPU, else None
+    task: int = hex_field()
+    thread_info: int = hex_field()
+    tasks_with_pid: int = 0
+    cpu: int = 0
+    state: str = ""
+    activity: str | None = None  # "PANIC", "ACTIVE", "SYSRQ" for a task on a CPU, else None
 
 
 @lru_cache(maxsize=8)

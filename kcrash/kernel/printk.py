@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.records import json_dec
 
 if TYPE_CHECKING:
     from kcrash.program import Kernel
@@ -95,7 +96,7 @@ class LogRecord:
     def to_json(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
-            "ts_nsec": self.ts_nsec,
+            "ts_nsec": json_dec(self.ts_nsec),  # past 2^53 ns (104 days of uptime) a double loses digits
             "level": self.level,
             "facility": self.facility,
             "flags": self.flags,

@@ -13,7 +13,16 @@ if TYPE_CHECKING:
     from kcrash.shell.core import Shell
     from kcrash.shell.spec import CommandSpec
 
-__all__ = ["Settings", "Context"]
+__all__ = ["Settings", "Context", "TextLine"]
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """In JSON mode, a line of text a command printed without a record for it (so that standard output
+    stays JSON lines): the command and crash's line."""
+
+    command: str
+    text: str
 
 
 @dataclass
@@ -79,10 +88,15 @@ class Context:
         return self.shell.colour_enabled and self.out.isatty
 
     def write(self, text: str) -> None:
+        if self.json:
+            for line in text.splitlines():
+                if line.strip():
+                    self.out.write(json_line(TextLine(self.name, line)))
+            return
         self.out.write(text)
 
     def print(self, *values: object, sep: str = " ", end: str = "\n") -> None:
-        self.out.write(sep.join(str(v) for v in values) + end)
+        self.write(sep.join(str(v) for v in values) + end)
 
     def emit(self, record: Any, text: str | Callable[[Any], str] | None = None) -> None:
         """Output one record: JSON in JSON mode, else its crash-style text."""

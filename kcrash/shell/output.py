@@ -10,6 +10,7 @@ import dataclasses
 import enum
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import time
 from typing import Any, TextIO
 
 from kcrash.errors import KcrashError
+from kcrash.records import JSON_SCHEMA, json_dec, json_hex, json_kind
 
 __all__ = [
     "Sink",
@@ -250,15 +252,30 @@ def colour_allowed(stream: TextIO) -> bool:
         return False
 
 
+_SAFE_INT = 1 << 53  # beyond it a double (jq, JavaScript) loses digits
+
+
 def to_jsonable(value: Any) -> Any:
-    """A record (dataclass), or anything inside one, as plain JSON data."""
-    if value is None or isinstance(value, bool | int | float | str):
+    """A record (dataclass), or anything inside one, as plain JSON data: fields declared hex or dec
+    (kcrash.records) as strings, and any other integer too large for a double as a decimal string."""
+    if value is None or isinstance(value, bool | float | str):
         return value
+    if isinstance(value, int):
+        return value if -_SAFE_INT < value < _SAFE_INT else str(value)
     to_json = getattr(value, "to_json", None)
     if callable(to_json):
         return to_jsonable(to_json())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        out = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            kind = json_kind(f)
+            if kind == "hex":
+                item = json_hex(item)
+            elif kind == "dec":
+                item = json_dec(item)
+            out[f.name] = to_jsonable(item)
+        return out
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, dict):
@@ -270,5 +287,16 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+def record_name(record: Any) -> str:
+    """The "record" of a JSON line: the record's class name, snake case, less a "Record" suffix (PsRecord:
+    "ps", BacktraceRecord: "backtrace", MemoryLine: "memory_line")."""
+    name = type(record).__name__.removesuffix("Record")
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
 def json_line(record: Any) -> str:
-    return json.dumps(to_jsonable(record), ensure_ascii=False) + "\n"
+    """One record as one line of JSON, led by its record name and the layout's schema version."""
+    data = to_jsonable(record)
+    if isinstance(data, dict):
+        data = {"record": record_name(record), "schema": JSON_SCHEMA, **data}
+    return json.dumps(data, ensure_ascii=False) + "\n"
