@@ -74,7 +74,9 @@ def test_warnings_go_to_stderr(fake, capsys):
 
 def test_json_option(fake, capsys):
     assert main("-s", "--json", "-c", "eval 3") == 0
-    assert capsys.readouterr().out == '{"value": 3, "signed": 3, "bits_set": [1, 0], "show_bits": false}\n'
+    assert capsys.readouterr().out == (
+        '{"record": "eval_result", "schema": 2, "value": "0x3", "signed": "3", "bits_set": [1, 0], "show_bits": false}\n'
+    )
 
 
 def test_failed_command_in_a_batch_exits_3(fake, capsys):
