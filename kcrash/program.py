@@ -227,7 +227,7 @@ class Kernel:
                     self.warnings.append(f"cannot read {name}; assuming the default")
         # With CONFIG_RANDOMIZE_MEMORY the direct map is sized by the RAM (plus padding), and vmalloc_base
         # may follow it well within 2^MAX_PHYSMEM_BITS: stacks there must be walked, not taken for the
-        # direct map (seen on Debian's 5.10: a vmap'd stack 0x2cd0… above page_offset_base).
+        # direct map (seen on Debian's 5.10: vmalloc_base 0x1c91_0000_0000 above page_offset_base, 28.6 TiB).
         sym = self.symbols.lookup("vmalloc_base")
         if sym is not None:
             try:
