@@ -143,7 +143,6 @@ EVERY_LINE_COMMANDS = [
     "ps -r 1",
     "log -m",
     "sys -t",
-    "sym -q schedule",
     "rd -s linux_banner 4",
     "dis -l schedule 3",
     "task",
@@ -163,3 +162,21 @@ def test_every_stdout_line_is_json(fs) -> None:
             rec = json.loads(line)
             assert rec["schema"] == SCHEMA and rec["record"], (command, line)
         assert len(jq(out, ".record")) == len(lines), command
+
+
+def test_sym_listings(fs) -> None:
+    """sym -q and sym -l print one symbol record per row (the module's in `module`; crash's MODULE START/END
+    lines are the module field's boundaries), each address equal to the text's."""
+    text, data = kcrash(fs, "sym -q schedule", as_json=False), kcrash(fs, "sym -q schedule", as_json=True)
+    records(data, "symbol")
+    assert jq(data, ".address") == [hex_of(line.split()[0]) for line in text.splitlines()]
+    text, data = kcrash(fs, "sym -l", as_json=False), kcrash(fs, "sym -l", as_json=True)
+    rows = [line.split() for line in text.splitlines() if " MODULE " not in line]
+    recs = records(data, "symbol")
+    # The vmlinux rows in order; a 6.4+ module's text lists its blocks (text, data, …) apart, its records
+    # come in table order: compared as sets of rows.
+    ours = [(r["address"], r["type"], r["name"]) for r in recs]
+    theirs = [(hex_of(a), t[1], n) for a, t, n, *_ in rows]
+    assert sorted(ours) == sorted(theirs)
+    kernel = [r for r in recs if r["module"] is None]
+    assert [(r["address"], r["name"]) for r in kernel] == [(a, n) for a, _, n in theirs[: len(kernel)]]

@@ -148,6 +148,17 @@ def symbol_record(
     return SymbolRecord(address, sym.type, sym.name, offset, sym.module, path, line, text)
 
 
+def _table_records(table, module: str | None = None, match: str | None = None):
+    """SymbolRecords of a symbol table's rows (JSON of `sym -l` and `sym -q`), those whose name contains
+    `match` if given; `text` is crash's line."""
+    t = table
+    for i, name in enumerate(t.names):
+        if match is not None and match not in name:
+            continue
+        text = f"{t.addresses[i]:x} ({t.types[i]}) {name}" + (f" [{module}]" if module and match else "")
+        yield SymbolRecord(t.addresses[i], t.types[i], name, module=module, text=text)
+
+
 def _symbol_lines(table) -> list[str]:
     t = table
     return [f"{t.addresses[i]:x} ({t.types[i]}) {t.names[i]}" for i in range(len(t))]
@@ -240,7 +251,13 @@ def sym_command(ctx, args):
         from kcrash.commands import UsageError
 
         raise UsageError("a symbol, an address or an option is required")
-    if args.l:
+    if args.l and ctx.json:
+        for rec in _table_records(kmod.kernel_symbols(k).table):
+            ctx.emit(rec)
+        for mod in kmod.modules(k):
+            for rec in _table_records(mod.symbols, mod.name):
+                ctx.emit(rec)
+    elif args.l:
         ks = kmod.kernel_symbols(k)
         ctx.write("\n".join(_symbol_lines(ks.table)) + "\n")
         for mod in kmod.modules(k):
@@ -249,7 +266,14 @@ def sym_command(ctx, args):
         for mod in kmod.modules(k):
             if args.M or mod.name == args.module:
                 ctx.write("\n".join(_module_listing(mod)) + "\n")
-    if args.query is not None:
+    if args.query is not None and ctx.json:
+        text = args.query
+        for rec in _table_records(kmod.kernel_symbols(k).table, match=text):
+            ctx.emit(rec)
+        for mod in kmod.modules(k):
+            for rec in _table_records(mod.symbols, mod.name, match=text):
+                ctx.emit(rec)
+    elif args.query is not None:
         found = query(k, args.query)
         ctx.write("\n".join(found or ["(none found)"]) + "\n")
     failed = False
