@@ -180,3 +180,13 @@ def test_sym_listings(fs) -> None:
     assert sorted(ours) == sorted(theirs)
     kernel = [r for r in recs if r["module"] is None]
     assert [(r["address"], r["name"]) for r in kernel] == [(a, n) for a, _, n in theirs[: len(kernel)]]
+
+
+def test_sys_taint_and_dmi(fs) -> None:
+    text, data = kcrash(fs, "sys -t", as_json=False), kcrash(fs, "sys -t", as_json=True)
+    records(data, "taint")
+    mask, _, flags = text.rstrip("\n").removeprefix("TAINTED_MASK: ").partition("  ")
+    assert jq(data, ".mask") == [hex_of(mask)] and jq(data, ".flags") == [flags]
+    text, data = kcrash(fs, "sys -i", as_json=False), kcrash(fs, "sys -i", as_json=True)
+    records(data, "dmi")
+    assert jq(data, '.name + ": " + .value') == [line.lstrip() for line in text.splitlines()]

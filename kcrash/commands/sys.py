@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kcrash.commands import Argument, Option, UsageError, command
-from kcrash.kernel.sysinfo import dmi_lines, kernel_config, sys_info, taint_string, tainted_mask
+from kcrash.kernel.sysinfo import dmi_lines, dmi_strings, kernel_config, sys_info, taint_string, tainted_mask
+from kcrash.records import hex_field
+
+
+@dataclass(frozen=True)
+class TaintRecord:
+    """`sys -t`: the kernel's tainted_mask and crash's letters for it."""
+
+    mask: int = hex_field()
+    flags: str = ""
+
+
+@dataclass(frozen=True)
+class DmiRecord:
+    """One `sys -i` line: a DMI field (dmi_field's enumerator name) and its string."""
+
+    name: str
+    value: str
 
 
 @command(
@@ -73,9 +92,14 @@ from kcrash.kernel.sysinfo import dmi_lines, kernel_config, sys_info, taint_stri
 def sys_command(ctx, args):
     k = ctx.kernel
     if args.t:
-        ctx.print(f"TAINTED_MASK: {tainted_mask(k):x}  {taint_string(k)}")
+        rec = TaintRecord(tainted_mask(k), taint_string(k))
+        ctx.emit(rec, text=f"TAINTED_MASK: {rec.mask:x}  {rec.flags}")
         return
     if args.i:
+        if ctx.json:
+            for name, value in dmi_strings(k):
+                ctx.emit(DmiRecord(name, value))
+            return
         for line in dmi_lines(k):
             ctx.print(line)
         return
