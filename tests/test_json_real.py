@@ -111,6 +111,13 @@ def test_sym_rd_dis_struct_eval_addresses(fs) -> None:
     records(data, "struct")
     assert jq(data, ".address") == [init_task]
 
+    text, data = kcrash(fs, "task -R pid", as_json=False), kcrash(fs, "task -R pid", as_json=True)
+    assert [json.loads(line)["record"] for line in data.splitlines()] == ["task_header", "struct"]
+    header = re.match(r"PID: (\d+) +TASK: ([0-9a-f]+) +CPU: (\d+) +COMMAND: \"(.*)\"", text)
+    assert jq(data, 'select(.record == "task_header") | "\\(.pid) \\(.task) \\(.cpu) \\(.command)"') == [
+        f"{header.group(1)} {hex_of(header.group(2))} {header.group(3)} {header.group(4)}"
+    ]
+
     data = kcrash(fs, f"eval {init_task}", as_json=True)
     records(data, "eval_result")
     assert jq(data, ".value") == [init_task]

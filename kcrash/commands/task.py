@@ -18,6 +18,16 @@ __all__ = ["ContextRecord", "context_text", "current_task_info", "set_context_ho
 _SYSRQ_MARKERS = (b"SysRq : Crash", b"SysRq : Trigger a crashdump")
 
 
+@dataclass(frozen=True)
+class TaskHeaderRecord:
+    """The `PID: … TASK: … CPU: … COMMAND:` line before a task's members."""
+
+    pid: int
+    task: int = hex_field()
+    cpu: int = 0
+    command: str = ""
+
+
 @dataclass
 class ContextRecord:
     """The current context, as `set` shows it."""
@@ -263,7 +273,7 @@ def task_command(ctx, args):
     flag = " -x" if args.x else " -d" if args.d else ""
     ti_type = k.find_type("struct thread_info")
     for task in targets:
-        ctx.print(th.task_header(task))
+        ctx.emit(TaskHeaderRecord(task.pid, task.address, task.cpu, task.comm), text=th.task_header(task))
         if members:
             for member in members:
                 root = member.split(".", 1)[0].split("[", 1)[0]
