@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
+from conftest import CRASH_SERIES, DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
 from oracles import crash_outputs, drgn_eval
 from synth.dumps import exclude_kdump_pages
 
@@ -202,7 +202,7 @@ for t in for_each_task(prog):
 
 @pytest.mark.parametrize(
     "series,names",
-    [("6.1", ("kdump-lzo.kdump", "qemu.elf"))]
+    [(s, ("kdump-lzo.kdump", "qemu.elf")) for s in CRASH_SERIES]
     + [(s, ("kdump-lzo-d23.kdump", "qemu.elf")) for s in DRGN_SERIES],
 )
 def test_marker_traces_match_drgn(series, names) -> None:
@@ -290,7 +290,7 @@ for t in for_each_task(prog):
 
 @pytest.mark.parametrize(
     "series,name",
-    [("6.1", "kdump-lzo.kdump"), ("6.1", "qemu.elf")]
+    [(s, n) for s in CRASH_SERIES for n in ("kdump-lzo.kdump", "qemu.elf")]
     + [(s, n) for s in DRGN_SERIES for n in ("kdump-lzo-d23.kdump", "qemu.elf")],
 )
 def test_every_task_trace_matches_drgn(series, name) -> None:
