@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -106,7 +105,7 @@ def _resolve_text(k, address: int):
     stext, etext = k.symbols.lookup("_stext"), k.symbols.lookup("_etext")
     if stext is not None and etext is not None and stext.address <= address < etext.address:
         hit = k.resolve(address)
-        if hit is None or not _has_aliases(k.symbols.addresses, hit[0].address):
+        if hit is None or not k.symbols.has_aliases(hit[0].address):
             return hit
         # Several names at that address: crash's table picks as crash does (__x86_indirect_thunk_rax, not
         # the __x86_indirect_thunk_array label); only then is it loaded (~70 ms, ~30 MB).
@@ -114,11 +113,6 @@ def _resolve_text(k, address: int):
         return resolve_any(k, address) or k.resolve(address)
     except KcrashError:
         return k.resolve(address)
-
-
-def _has_aliases(addresses, address: int) -> bool:
-    i = bisect.bisect_left(addresses, address)
-    return i + 1 < len(addresses) and addresses[i + 1] == address
 
 
 def task_header(pid: int, task: int, cpu: int | str, comm: str) -> str:

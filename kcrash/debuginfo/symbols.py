@@ -188,6 +188,11 @@ class SymbolTable:
         i = bisect.bisect_left(self.addresses, base)
         return self.at(i), address - base
 
+    def has_aliases(self, address: int) -> bool:
+        """Whether more than one name sits at exactly `address`."""
+        i = bisect.bisect_left(self.addresses, address)
+        return i + 1 < len(self.addresses) and self.addresses[i + 1] == address
+
     def next(self, sym: Symbol) -> Symbol | None:
         i = bisect.bisect_right(self.addresses, sym.address)
         return self.at(i) if i < len(self.names) else None
