@@ -385,6 +385,15 @@ class Kernel:
             t = Type(Kind.POINTER, size=8, target=t)
         return t
 
+    def enumerator_value(self, name: str) -> int | None:
+        """The value of an enumeration constant by name (`MM_SHMEMPAGES`, `NR_VM_ZONE_STAT_ITEMS`), from
+        BTF, else DWARF; None when this kernel has no such constant."""
+        for source in (self.btf, self.dwarf):
+            hit = source.find_enumerator(name) if source is not None else None
+            if hit is not None:
+                return hit[1]
+        return None
+
     def type(self, name: str) -> Type:
         """A type by C name: `struct task_struct`, `unsigned long`, `pid_t`, `struct page *`."""
         t = self.find_type(name)

@@ -49,6 +49,10 @@ CRASH_SERIES = tuple(name for name, series in locate.SERIES.items() if series.cr
 # kernel, whatever version it is when the fixtures are built).
 DRGN_SERIES = tuple(name for name, series in locate.SERIES.items() if not series.crash_opens)
 
+# Series whose every dump unstable's crash 9 (tests/fixtures/crash9.py) reads: the main oracle of the
+# commands born after crash 8.0.2 stopped reading Debian's kernels.
+CRASH9_SERIES = tuple(name for name, series in locate.SERIES.items() if series.crash9_opens)
+
 _sets: dict[str, FixtureSet] = {}
 
 
@@ -62,6 +66,12 @@ def fixture_set(series: str) -> FixtureSet:
 @pytest.fixture(scope="session", params=CRASH_SERIES)
 def fixtures_crash(request) -> FixtureSet:
     """Each fixture set crash 8.0.2 reads in full: a test taking it runs once per such series."""
+    return fixture_set(request.param)
+
+
+@pytest.fixture(scope="session", params=CRASH9_SERIES)
+def fixtures_crash9(request) -> FixtureSet:
+    """Each fixture set crash 9 reads in full: a test taking it runs once per such series."""
     return fixture_set(request.param)
 
 

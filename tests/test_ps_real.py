@@ -31,8 +31,8 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import CRASH_SERIES, DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
-from oracles import crash_outputs, drgn_eval
+from conftest import CRASH9_SERIES, CRASH_SERIES, DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
+from oracles import crash9_outputs, crash_outputs, drgn_eval
 
 pytestmark = pytest.mark.fixture
 
@@ -355,6 +355,13 @@ from drgn.helpers.linux.cpumask import for_each_possible_cpu
 from drgn.helpers.linux.percpu import per_cpu_ptr
 tasks = list(for_each_task(prog))
 split = any(m.name == "rss_stat" for m in prog.type("struct task_struct").members)
+# The counters crash's ps adds up: file, anon and (where the kernel has it) shmem, by the enum's values.
+indices = []
+for name in ("MM_FILEPAGES", "MM_ANONPAGES", "MM_SHMEMPAGES"):
+    try:
+        indices.append(prog[name].value_())
+    except KeyError:
+        pass
 def counter(mm, i):
     st = mm.rss_stat
     if st.type_.kind == TypeKind.ARRAY:
@@ -367,11 +374,11 @@ for t in tasks:
     vm = rss = None
     if mm.value_():
         vm = mm.total_vm.value_()
-        rss = max(counter(mm, 0), 0) + max(counter(mm, 1), 0)
+        rss = sum(max(counter(mm, i), 0) for i in indices)
         if split:
             for g in tasks:
                 if g.tgid.value_() == t.tgid.value_():
-                    rss += max(g.rss_stat.count[0].value_(), 0) + max(g.rss_stat.count[1].value_(), 0)
+                    rss += sum(max(g.rss_stat.count[i].value_(), 0) for i in indices)
     out.append([t.pid.value_(), t.comm.string_().decode(), task_state_to_char(t), hex(t.value_()), vm, rss,
                 t.parent.pid.value_(), t.flags.value_(), t.exit_state.value_()])
 print(json.dumps(out))
@@ -449,7 +456,7 @@ def test_task_set_matches_drgn(any_dump) -> None:
 
 
 def test_memory_columns_match_drgn(any_dump) -> None:
-    """VSZ = mm->total_vm pages, RSS = file + anon counters as crash sums them (module docstring), in KiB."""
+    """VSZ = mm->total_vm pages, RSS = file + anon + shmem counters as crash sums them, in KiB."""
     fs, name, k = any_dump
     theirs = drgn_tasks(fs, name)
     if not theirs:
@@ -472,3 +479,32 @@ def test_memory_columns_match_drgn(any_dump) -> None:
         checked += 1
     if whole_dump(fs, name):
         assert checked >= 3  # init, the markers, sleep
+
+
+# --- crash 9: every row and column, on every series it reads -------------------------------------------------
+
+CRASH9_PS = ("ps", "ps -u", "ps -k")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(s, n) for s in CRASH9_SERIES for n in DUMPS61 if n != "qemu-novmcoreinfo.elf"],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
+def dump_crash9(request):
+    """A dump crash 9 opens by itself (the QEMU dump without VMCOREINFO hides KASLR from it)."""
+    series, name = request.param
+    fs = fixture_set(series)
+    assert name in fs.dumps, f"{name} missing from the {series} fixture manifest"
+    return fs, name, open_fixture_kernel(fs, name)
+
+
+def test_ps_matches_crash9(dump_crash9) -> None:
+    """crash 9 reads the whole task table of 5.10 and 6.1 (8.0.2 did not on 6.1), and RSS as the kernel
+    counts it: mm's file + anon + shmem counters plus the threads' unsynced deltas. A busybox initramfs maps
+    its binaries from shmem, so without MM_SHMEMPAGES every user task was off by most of its RSS."""
+    fs, name, k = dump_crash9
+    theirs = crash9_outputs(fs.vmlinux, fs.path(name), CRASH9_PS)
+    for cmd in CRASH9_PS:
+        assert rows(theirs[cmd]), f"crash 9 printed no {cmd} rows"
+        assert run_command(k, cmd)[0].rstrip("\n") == theirs[cmd].rstrip("\n"), cmd

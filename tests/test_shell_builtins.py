@@ -194,7 +194,10 @@ def test_set_variables(shell):
     assert run(shell, "sf")[1].startswith("scroll: off (")
     assert shell.settings.scroll is False
     assert run(shell, "set scroll")[1].startswith("scroll: off")
-    assert run(shell, "set output json")[1] == '{"record": "setting", "schema": 2, "name": "output", "value": "json"}\n'
+    assert (
+        run(shell, "set output json")[1]
+        == '{"record": "setting", "schema": 2, "name": "output", "value": "json"}\n'
+    )
     assert run(shell, "set output text")[1] == "output: text\n"
     assert run(shell, "set zero_excluded on")[1] == "zero_excluded: on\n"
     assert shell.kernel.memory.zero_excluded is True

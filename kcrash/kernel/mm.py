@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from kcrash.program import Kernel
 
 __all__ = [
-    "MM_FILEPAGES",
-    "MM_ANONPAGES",
     "MmInfo",
     "mm_info",
     "total_pages",
@@ -31,10 +29,6 @@ __all__ = [
     "task_env",
 ]
 
-# enum { MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES, NR_MM_COUNTERS }: stable since 2.6.34
-# (crash falls back to the same two values when it cannot read the enum).
-MM_FILEPAGES = 0
-MM_ANONPAGES = 1
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 
@@ -81,6 +75,13 @@ class _MmLayout:
                 self.pc_counters = _offset(k, "struct percpu_counter", "counters") or 0
             else:
                 self.rss_stat += _offset(k, "struct mm_rss_stat", "count") or 0
+        # The counters RSS adds up (crash's get_task_mem_usage): file, anon and, where the kernel has it,
+        # shmem (a busybox initramfs's binaries are shmem pages). Their indices come from the enum.
+        self.rss_counters = [
+            v
+            for v in (k.enumerator_value(n) for n in ("MM_FILEPAGES", "MM_ANONPAGES", "MM_SHMEMPAGES"))
+            if v is not None
+        ]
         # SPLIT_RSS_COUNTING: each thread caches deltas in task->rss_stat.count[] (ints), until 6.2.
         self.task_rss_stat = _offset(k, "struct task_struct", "rss_stat")
         if self.task_rss_stat is not None:
@@ -96,7 +97,7 @@ def _mm_layout(k: Kernel) -> _MmLayout:
 class MmInfo:
     address: int
     total_vm: int  # pages
-    rss: int  # pages: file + anon, each clamped at 0 as crash does (no shmem, no per-thread deltas)
+    rss: int  # pages: file + anon + shmem, each clamped at 0 as crash does (no per-thread deltas)
     pgd: int
     arg_start: int
     arg_end: int
@@ -139,11 +140,10 @@ def mm_info(k: Kernel, address: int) -> MmInfo:
     if lay.rss is not None:
         rss = _ulong(buf, lay.rss)
     elif lay.rss_stat is not None and not lay.percpu:
-        rss = max(_slong(buf, lay.rss_stat + MM_FILEPAGES * 8), 0)
-        rss += max(_slong(buf, lay.rss_stat + MM_ANONPAGES * 8), 0)
+        rss = sum(max(_slong(buf, lay.rss_stat + index * 8), 0) for index in lay.rss_counters)
     elif lay.rss_stat is not None:
         rss = 0
-        for index in (MM_FILEPAGES, MM_ANONPAGES):
+        for index in lay.rss_counters:
             rss += _percpu_counter_sum_positive(k, address + lay.rss_stat + index * lay.counter_size, lay)
     else:
         rss = 0
@@ -210,25 +210,27 @@ _thread_rss_cache: weakref.WeakKeyDictionary[Kernel, dict[int, int]] = weakref.W
 
 
 def _thread_rss(k: Kernel, table: TaskTable, tgid: int, lay: _MmLayout) -> int:
-    """SPLIT_RSS_COUNTING: the per-thread file+anon deltas of every thread in `tgid` (positive ones)."""
+    """SPLIT_RSS_COUNTING: the per-thread file, anon and shmem deltas of every thread in `tgid` (positive
+    ones)."""
     cache = _thread_rss_cache.setdefault(k, {})
     hit = cache.get(tgid)
     if hit is not None:
         return hit
     total = 0
+    span = (max(lay.rss_counters, default=-1) + 1) * 4
     for thread in table.thread_group(tgid):
         try:
-            file_, anon = struct.unpack("<ii", k.read(thread.address + lay.task_rss_stat, 8))
+            counts = struct.unpack(f"<{span // 4}i", k.read(thread.address + lay.task_rss_stat, span))
         except MemoryReadError:
             continue
-        total += max(file_, 0) + max(anon, 0)
+        total += sum(max(counts[index], 0) for index in lay.rss_counters)
     cache[tgid] = total
     return total
 
 
 def task_mem_usage(k: Kernel, table: TaskTable, task: TaskInfo) -> TaskMemUsage:
     """RSS, virtual size and %MEM of a task, as crash's get_task_mem_usage() computes them: zombies and
-    exiting tasks show nothing; RSS is the mm's file + anon counters (each clamped at 0) plus, where the
+    exiting tasks show nothing; RSS is the mm's file + anon + shmem counters (each clamped at 0) plus, where the
     kernel splits RSS counting per thread, the thread group's cached deltas; %MEM is RSS over total_pages."""
     if task_states(k).is_zombie(task.state_value) or task.flags & PF_EXITING or not task.mm:
         return _NO_USAGE
