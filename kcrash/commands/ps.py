@@ -20,7 +20,7 @@ NAME
   ps - display process status information
 
 SYNOPSIS
-  ps [-k|-u|-G|-y policy] [-s] [-p|-c|-t|-[l|m][-C cpu]|-a|-g|-r|-S|-A] [-H]
+  ps [-k|-u|-G|-y policy] [-s] [-p|-c|-t|-[l|m][-C cpu]|-a|-g|-r|-S|-A|-H]
      [pid | task | command] ...
 
 DESCRIPTION

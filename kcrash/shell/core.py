@@ -303,7 +303,8 @@ class Shell:
 
     def _usage(self, spec: CommandSpec, message: str) -> None:
         self.error_line(spec.name, message)
-        self.stderr.write(f'Usage:\n  {spec.synopsis()}\nEnter "help {spec.name}" for details.\n')
+        synopsis = "\n  ".join(spec.synopsis().splitlines())  # continuation lines keep the help's indent
+        self.stderr.write(f'Usage:\n  {synopsis}\nEnter "help {spec.name}" for details.\n')
         self.stderr.flush()
 
     def _shell_escape(self, command: str) -> int:
