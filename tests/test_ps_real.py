@@ -30,6 +30,7 @@ import re
 import time
 from collections import Counter
 
+import locate
 import pytest
 from conftest import CRASH9_SERIES, CRASH_SERIES, DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
 from oracles import crash9_outputs, crash_outputs, drgn_eval
@@ -488,11 +489,10 @@ CRASH9_PS = ("ps", "ps -u", "ps -k")
 
 @pytest.fixture(
     scope="module",
-    params=[(s, n) for s in CRASH9_SERIES for n in DUMPS61 if n != "qemu-novmcoreinfo.elf"],
+    params=[(s, n) for s in CRASH9_SERIES for n in DUMPS61],
     ids=lambda p: f"{p[0]}-{p[1]}",
 )
 def dump_crash9(request):
-    """A dump crash 9 opens by itself (the QEMU dump without VMCOREINFO hides KASLR from it)."""
     series, name = request.param
     fs = fixture_set(series)
     assert name in fs.dumps, f"{name} missing from the {series} fixture manifest"
@@ -500,10 +500,21 @@ def dump_crash9(request):
 
 
 def test_ps_matches_crash9(dump_crash9) -> None:
-    """crash 9 reads the whole task table of 5.10 and 6.1 (8.0.2 did not on 6.1), and RSS as the kernel
-    counts it: mm's file + anon + shmem counters plus the threads' unsynced deltas. A busybox initramfs maps
-    its binaries from shmem, so without MM_SHMEMPAGES every user task was off by most of its RSS."""
+    """crash 9 reads the whole task table of 5.10, 6.1 and 6.12 (8.0.2 did not on 6.1 and 6.12), and RSS as
+    the kernel counts it: mm's file + anon + shmem counters plus the threads' unsynced deltas. A busybox
+    initramfs maps its binaries from shmem, so without MM_SHMEMPAGES every user task was off by most of its
+    RSS. Where crash 9 cannot read a dump (no VMCOREINFO: KASLR hidden; 6.12 misfiltered at -d 31) kcrash's
+    ps must still list the idle tasks (test_task_set_matches_drgn checks the rest against drgn)."""
+    from kcrash.kernel.cpus import possible_cpus
+
     fs, name, k = dump_crash9
+    if not locate.crash9_reads(fs.manifest, name):
+        # Only for a documented reason: no VMCOREINFO, or a misfiltered dump (drgn missed tasks there too).
+        checks = fs.dumps[name]["checks"]
+        assert fs.dumps[name]["boot"] == "qemu-novmci" or checks["drgn"]["status"] == "partial", name
+        out, _ = run_command(k, "ps")
+        assert [m.group(2) for m in rows(out)].count("0") == len(possible_cpus(k))  # the idle tasks
+        return
     theirs = crash9_outputs(fs.vmlinux, fs.path(name), CRASH9_PS)
     for cmd in CRASH9_PS:
         assert rows(theirs[cmd]), f"crash 9 printed no {cmd} rows"
