@@ -132,6 +132,19 @@ def normalise_ppid(k, crash: dict[str, str], cmd: str) -> str:
     return "\n".join(out)
 
 
+def mask_memory(text: str) -> str:
+    """ps rows without %MEM and RSS: crash 8.0.2 leaves MM_SHMEMPAGES out of RSS (a busybox initramfs maps its
+    binaries from shmem, so its RSS misses most of each user task's); crash 9 adds it, as the kernel does,
+    and is the oracle of those columns (test_ps_matches_crash9)."""
+    out = []
+    for line in text.splitlines():
+        m = ROW.match(line)
+        if m:
+            line = " ".join(g for i, g in enumerate(m.groups(), 1) if i not in (7, 9))
+        out.append(line)
+    return "\n".join(out)
+
+
 def by_addresses(k, crash, cmd: str) -> tuple[str, str]:
     return run_command(k, f"{cmd} {' '.join(crash_tasks(crash))}")
 
@@ -144,7 +157,7 @@ def test_ps_rows_match_crash(dump61) -> None:
     ours, err = by_addresses(k, crash, "ps")
     assert not err
     theirs = normalise_ppid(k, crash, "ps")
-    assert ours.rstrip("\n") == theirs
+    assert mask_memory(ours.rstrip("\n")) == mask_memory(theirs)
     assert ours.splitlines()[0] == HEADER
 
 
@@ -160,7 +173,7 @@ def test_ps_filters_and_kstackp_match_crash(dump61, cmd) -> None:
     if cmd == "ps -s":  # the KSTACKP column replaces the task address: select by PID and CPU instead
         ours, err = by_addresses(k, crash, "ps -s")
         kept = ours.splitlines()
-    assert "\n".join(kept) == normalise_ppid(k, crash, cmd)
+    assert mask_memory("\n".join(kept)) == mask_memory(normalise_ppid(k, crash, cmd))
 
 
 def test_ps_times_match_crash(dump61) -> None:
