@@ -20,10 +20,14 @@ import re
 
 import pytest
 from conftest import DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
-from oracles import crash_outputs, drgn_eval
+from oracles import crash9_outputs, crash_outputs, drgn_eval
 
+from kcrash.kernel.cpus import active_tasks
+from kcrash.kernel.panic import panic_task
 from kcrash.kernel.printk import log_records
-from kcrash.kernel.sysinfo import banner_lines, context_lines, panic_task, sys_info
+from kcrash.kernel.sysinfo import banner_lines, context_lines, sys_info
+from kcrash.kernel.task_state import task_state_code, task_state_name
+from kcrash.kernel.tasks import task_table
 
 LOG_COMMANDS = [
     "log",
@@ -123,6 +127,32 @@ def test_panic_context_matches_crash(fixtures_crash, dump):
     assert [line.split(":")[0] for line in banner[13:]] == [
         f"{name:>12}" for name in ("PID", "COMMAND", "TASK", "CPU", "STATE")
     ]
+
+
+@pytest.mark.parametrize("dump", ["kdump-lzo.kdump", "qemu.elf"])
+def test_context_of_tasks_not_running_matches_crash9(fixtures_crash, dump):
+    """The context block (`set PID`, the banner's renderer) of tasks that are not running: a sleeping one
+    (every kernel has some) and, where the kernel has them, an idle kworker (TASK_UNINTERRUPTIBLE |
+    TASK_NOLOAD) and a task in uninterruptible sleep. The banner's copy of the verbose state name once read
+    state bits TaskStates does not have and failed on any task that was not running; crash 9 is the oracle."""
+    k = open_fixture_kernel(fixtures_crash, dump)
+    active = active_tasks(k)
+    picked = {}
+    for t in task_table(k):
+        code = task_state_code(k, t)
+        if t.pid > 1 and t.address not in active and code in ("IN", "ID", "UN") and code not in picked:
+            picked[code] = t
+    assert "IN" in picked
+    commands = [f"set {t.address:x}" for t in picked.values()]
+    want = crash9_outputs(fixtures_crash.vmlinux, fixtures_crash.path(dump), commands)
+    for code, t in picked.items():
+        expected = want[f"set {t.address:x}"]
+        assert "TASK_RUNNING" not in expected
+        out, err = run_command(k, f"set {t.address:x}")
+        assert err == ""
+        assert out.rstrip("\n") == expected, code
+        assert "\n".join(context_lines(k, t.object(k), width=7)) == expected, code
+        assert f"STATE: {task_state_name(k, t)} " in expected
 
 
 # --- drgn: records and task counts ----------------------------------------------------------------------

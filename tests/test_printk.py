@@ -16,7 +16,8 @@ import pytest
 from kcrash.commands.log import format_plain, format_record
 from kcrash.debuginfo.symbols import Symbol, SymbolTable
 from kcrash.errors import LookupFailedError, PageNotInDumpError
-from kcrash.kernel import printk, sysinfo
+from kcrash.kernel import panic, sysinfo
+from kcrash.kernel import time as ktime
 from kcrash.kernel.printk import (
     LOG_CONT,
     LogRecord,
@@ -447,8 +448,8 @@ def test_format_memory_like_crash():
 
 
 def test_format_uptime_like_crash():
-    assert sysinfo.format_uptime(5 * 250, 250) == "00:00:05"
-    assert sysinfo.format_uptime((265 * 86400 + 18 * 3600 + 15 * 60 + 40) * 100, 100) == "265 days, 18:15:40"
+    assert ktime.format_jiffies(5 * 250, 250) == "00:00:05"
+    assert ktime.format_jiffies((265 * 86400 + 18 * 3600 + 15 * 60 + 40) * 100, 100) == "265 days, 18:15:40"
 
 
 def test_ctime_tz_format(monkeypatch):
@@ -464,8 +465,8 @@ def test_panic_message_order(monkeypatch):
     def with_log(lines):
         k = FakeKernel({}, {})
         recs = [LogRecord(i, 0, line.encode()) for i, line in enumerate(lines)]
-        monkeypatch.setattr(printk, "log_records", lambda kernel: recs)
-        return sysinfo.panic_message(k)
+        monkeypatch.setattr(panic, "log_records", lambda kernel: recs)
+        return panic.panic_message(k)
 
     assert with_log(["sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq triggered crash"]) == (
         "Kernel panic - not syncing: sysrq triggered crash",
@@ -548,7 +549,7 @@ def test_uptime_jiffies_initial_offset():
     addr = 0xFFFF_FFFF_8300_1000
     initial = (-300 * 250) & 0xFFFFFFFF
     k = FakeKernel({}, {addr: struct.pack("<Q", initial + 1100)}, [Symbol("jiffies_64", addr, 8, "D")])
-    assert sysinfo.uptime_jiffies(k, 250) == 1100
+    assert ktime.uptime_jiffies(k, 250) == 1100
     # After 2^32 jiffies the upper half is set: crash re-bases it and adds INITIAL_JIFFIES back.
     k2 = FakeKernel({}, {addr: struct.pack("<Q", (1 << 32) + 5)}, [Symbol("jiffies_64", addr, 8, "D")])
-    assert sysinfo.uptime_jiffies(k2, 250) == 5 + 300 * 250
+    assert ktime.uptime_jiffies(k2, 250) == 5 + 300 * 250

@@ -232,7 +232,7 @@ class SettingRecord:
         Option("-p", help="set the context to the panic task."),
         Option("-a", metavar="task", help="set the context to a task and make it the active one on its cpu."),
     ],
-    arguments=[Argument("setting", nargs="*", complete="setting")],
+    arguments=[Argument("setting", nargs="*", complete=lambda shell, prefix: sorted(VARIABLES))],
     raw=True,
     help="""
     SYNOPSIS

@@ -13,7 +13,8 @@ from kcrash.kernel.printk import (
     plain_log,
     safe_buffers,
 )
-from kcrash.kernel.sysinfo import boot_time, ctime_tz
+from kcrash.kernel.sysinfo import ctime_tz
+from kcrash.kernel.time import boot_time
 
 __all__ = ["format_record", "format_plain", "printable"]
 

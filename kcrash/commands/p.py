@@ -10,10 +10,13 @@ import re
 from dataclasses import dataclass
 
 from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands.bt import default_task
 from kcrash.errors import MemoryReadError
 from kcrash.expr.crashfmt import p_leader, whatis_variable
 from kcrash.expr.errors import ExprError, Unsupported
 from kcrash.expr.session import FORMAT_LETTERS, expr_session, is_percpu_symbol
+from kcrash.kernel.cpus import parse_cpu_spec
+from kcrash.kernel.tasks import task_cpu
 
 __all__ = ["PrintRecord", "print_expression", "gdb_fallback", "split_options", "read_error"]
 
@@ -84,8 +87,6 @@ def gdb_fallback(ctx, text: str, why: Exception, fmt: str | None = None, radix: 
 
 def _context_task(ctx):
     try:
-        from kcrash.commands.bt import default_task
-
         return default_task(ctx)
     except Exception:  # noqa: BLE001 - registers are a bonus for gdb; expressions work without them
         return None
@@ -93,9 +94,6 @@ def _context_task(ctx):
 
 def context_cpus(ctx, spec: str) -> list[int]:
     """The CPUs of a `SYMBOL:cpuspec` suffix: empty means the context task's CPU, else crash's CPU list."""
-    from kcrash.kernel.cpus import parse_cpu_spec
-    from kcrash.kernel.tasks import task_cpu
-
     spec = spec.strip()
     if spec == "":
         task = _context_task(ctx)

@@ -11,8 +11,11 @@ from kcrash.commands import Argument, KcrashError, Option, command
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import mm as mmh
 from kcrash.kernel import tasks as th
-from kcrash.kernel.cpus import parse_cpu_spec
+from kcrash.kernel.cpus import active_tasks, parse_cpu_spec, runqueue
+from kcrash.kernel.panic import panic_task
+from kcrash.kernel.task_state import task_states
 from kcrash.kernel.tasks import TaskInfo, task_header
+from kcrash.kernel.time import format_jiffies, format_nanoseconds, hz, uptime_jiffies
 from kcrash.records import hex_field
 
 HELP = """
@@ -200,9 +203,9 @@ class _Ps:
         self.k = ctx.kernel
         self.args = args
         self.table = th.task_table(self.k)
-        self.states = th.task_states(self.k)
-        self.active = th.active_tasks(self.k)
-        panic = th.panic_task(self.k)
+        self.states = task_states(self.k)
+        self.active = active_tasks(self.k)
+        panic = panic_task(self.k)
         self.panic = panic.address if panic is not None else None
         self.group_seen: set[int] = set()
         self.idle_shown = False
@@ -377,16 +380,14 @@ class _Ps:
 
     def rq_clock(self, cpu: int) -> int:
         if cpu not in self._rq_clock:
-            from kcrash.kernel.cpus import runqueue
-
             self._rq_clock[cpu] = int(runqueue(self.k, cpu).clock)
         return self._rq_clock[cpu]
 
     def milliseconds(self, t: TaskInfo, clock: int | None = None) -> None:
         clock = self.rq_clock(t.cpu) if clock is None else clock
         delta = max(clock - t.last_run, 0)
-        text = th.format_nanoseconds(delta)
-        days = th.format_nanoseconds(clock).index(" ") - text.index(" ")
+        text = format_nanoseconds(delta)
+        days = format_nanoseconds(clock).index(" ") - text.index(" ")
         self.ctx.print(f"[{' ' * days}{text}] [{self.code(t)}]  {self.header(t)}")
 
     def per_cpu_times(self, cpus: list[int]) -> None:
@@ -453,10 +454,10 @@ class _Ps:
 
     def task_times(self, tasks: list[TaskInfo]) -> None:
         k = self.k
-        hz = th.kernel_hz(k)
-        now = th.uptime_jiffies(k)
+        ticks_per_second = hz(k)
+        now = uptime_jiffies(k)
         for t in sorted(tasks, key=lambda t: t.start_time):
-            run = th.format_jiffies(th.task_run_time(k, t, now), hz)
+            run = format_jiffies(th.task_run_time(k, t, now), ticks_per_second)
             self.ctx.print(
                 f"{self.header(t)}\n    RUN TIME: {run}\n  START TIME: {t.start_time}\n"
                 f"       UTIME: {t.utime}\n       STIME: {t.stime}\n"

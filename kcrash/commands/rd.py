@@ -9,6 +9,7 @@ from kcrash.commands import Argument, KcrashError, Option, UsageError, command
 from kcrash.commands.sym import not_found_lines, parse_hex
 from kcrash.errors import FaultError, MemoryReadError, PageExcludedError, PageNotInDumpError
 from kcrash.kernel import modules as kmod
+from kcrash.kernel.panic import panic_task
 from kcrash.records import hex_field
 
 HELP = """
@@ -188,8 +189,6 @@ def current_task(ctx):
     """The current context task (`set`), else the task that panicked."""
     if ctx.task is not None:
         return ctx.task
-    from kcrash.kernel.tasks import panic_task
-
     task = panic_task(ctx.kernel)
     if task is None:
         raise KcrashError("no current context task (the dump has no panic task; use `set`)")

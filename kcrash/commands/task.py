@@ -4,18 +4,16 @@ context block (task.c show_context). The shell's `set` owns the variables; this 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from kcrash.commands import Argument, KcrashError, Option, UsageError, command, context_hook
-from kcrash.errors import MemoryReadError
 from kcrash.kernel import tasks as th
+from kcrash.kernel.cpus import active_cpus, active_tasks, mark_active
+from kcrash.kernel.panic import panic_task_info, sysrq_crash
+from kcrash.kernel.task_state import task_state_name
 from kcrash.kernel.tasks import TaskInfo
 from kcrash.records import hex_field
 
 __all__ = ["ContextRecord", "context_text", "current_task_info", "set_context_hook", "task_command"]
-
-# Log lines that make crash call a panic "SYSRQ" (task.c get_panicmsg, crash 8.0.2's exact strings).
-_SYSRQ_MARKERS = (b"SysRq : Crash", b"SysRq : Trigger a crashdump")
 
 
 @dataclass(frozen=True)
@@ -42,24 +40,14 @@ class ContextRecord:
     activity: str | None = None  # "PANIC", "ACTIVE", "SYSRQ" for a task on a CPU, else None
 
 
-@lru_cache(maxsize=8)
-def _sysrq_panic(k) -> bool:
-    try:
-        from kcrash.kernel.printk import log_records
-
-        return any(m in (r.text or b"") for r in log_records(k) for m in _SYSRQ_MARKERS)
-    except (KcrashError, MemoryReadError, ImportError):
-        return False
-
-
 def context_record(k, task: TaskInfo) -> ContextRecord:
     table = th.task_table(k)
-    panic = th.panic_task_info(k)
-    active = task.address in th.active_tasks(k) or (panic is not None and task.address == panic.address)
+    panic = panic_task_info(k)
+    active = task.address in active_tasks(k) or (panic is not None and task.address == panic.address)
     activity = None
     if active:
         if panic is not None and task.address == panic.address:
-            activity = "SYSRQ" if _sysrq_panic(k) else "PANIC"
+            activity = "SYSRQ" if sysrq_crash(k) else "PANIC"
         else:
             activity = "ACTIVE"
     return ContextRecord(
@@ -69,7 +57,7 @@ def context_record(k, task: TaskInfo) -> ContextRecord:
         thread_info=task.thread_info,
         tasks_with_pid=len(table.with_pid(task.pid)),
         cpu=task.cpu,
-        state=th.task_states(k).name(task.state_value),
+        state=task_state_name(k, task),
         activity=activity,
     )
 
@@ -93,7 +81,7 @@ def current_task_info(ctx) -> TaskInfo | None:
     if ctx.task is not None:
         info = th.task_table(k).get(ctx.task.address)
         return info if info is not None else th.read_task(k, ctx.task.address)
-    return th.panic_task_info(k)
+    return panic_task_info(k)
 
 
 def _show(ctx, task: TaskInfo) -> None:
@@ -126,13 +114,11 @@ def _option_value(words: list[str], i: int, flag: str) -> tuple[str, int]:
 
 def _set_cpu(ctx, cpu: int) -> None:
     k = ctx.kernel
-    from kcrash.kernel.stack import active_cpus
-
     cpus = active_cpus(k)
     ncpus = (max(cpus) + 1) if cpus else 1
     if cpu >= ncpus:
         raise KcrashError(f"invalid cpu number: system has only {ncpus} cpu{'s' if ncpus > 1 else ''}")
-    address = next((a for a, c in th.active_tasks(k).items() if c == cpu), None)
+    address = next((a for a, c in active_tasks(k).items() if c == cpu), None)
     table = th.task_table(k)
     info = table.get(address) if address is not None else None
     if info is None:
@@ -156,7 +142,7 @@ def _mark_active(ctx, word: str) -> None:
     if kind == "pid" and len(tasks) > 1:
         raise KcrashError(f"pid {tasks[0].pid} has {len(tasks)} tasks: use a task address")
     task = tasks[0]
-    th.mark_active(k, task)
+    mark_active(k, task.cpu, task.address)
     ctx.print(f'"{task.comm}" task {task.address:x} has been marked as the active task on cpu {task.cpu}')
 
 
@@ -183,7 +169,7 @@ def set_context_hook(ctx, words: list[str]) -> bool:
         _set_cpu(ctx, _digits(value))
         return True
     if first == "-p":
-        task = th.panic_task_info(ctx.kernel)
+        task = panic_task_info(ctx.kernel)
         if task is None:
             ctx.warn("no panic task found!")
             return True

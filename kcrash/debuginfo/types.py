@@ -243,6 +243,29 @@ class Type:
             raise LookupFailedError(self._no_member_message(name))
         return hit
 
+    def find_offset(self, path: str) -> int | None:
+        """The byte offset of a member path such as "idr.idr_rt.xa_head" (a member of a member, looking
+        through anonymous structs/unions), or None if a member on the way is missing."""
+        t: Type = self
+        bits = 0
+        for part in path.split("."):
+            hit = t.find_member(part)
+            if hit is None:
+                return None
+            bits += hit[1]
+            t = hit[0].type
+        return bits // 8
+
+    def offsetof(self, path: str) -> int:
+        """The byte offset of a member path, as C's offsetof(type, a.b.c); raises naming a missing member."""
+        t: Type = self
+        bits = 0
+        for part in path.split("."):
+            member, offset = t.member(part)
+            bits += offset
+            t = member.type
+        return bits // 8
+
     def member_names(self) -> Iterator[str]:
         for m in self.strip().members:
             if m.name is not None:

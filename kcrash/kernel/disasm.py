@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 import capstone
 from capstone import x86 as cx
 
+from kcrash.debuginfo import cache
+from kcrash.kernel.modules import module_at, resolve_any
+
 if TYPE_CHECKING:
     from kcrash.program import Kernel
 
@@ -565,8 +568,6 @@ class GdbSymbols:
 
     def __init__(self, k: Kernel) -> None:
         self.kernel = k
-        from kcrash.debuginfo import cache
-
         bid = k.elf.build_id()
         raw = cache.load(bid, _CACHE_NAME, _CACHE_VERSION) if bid else None
         if raw is None:
@@ -597,8 +598,6 @@ class GdbSymbols:
     def names(self, address: int) -> bool:
         found = self._section(address)
         if found is None:
-            from kcrash.kernel.modules import module_at, resolve_any
-
             k = self.kernel
             return module_at(k, address) is not None and resolve_any(k, address) is not None
         lo, index, code = found

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import possible_cpus
-from kcrash.kernel.tasks import PF_EXITING, TaskInfo, TaskTable, is_kthread, task_states
+from kcrash.kernel.task_state import task_states
+from kcrash.kernel.tasks import PF_EXITING, TaskInfo, TaskTable, is_kthread
 
 if TYPE_CHECKING:
     from kcrash.program import Kernel

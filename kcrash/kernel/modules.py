@@ -14,8 +14,10 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kcrash.debuginfo import cache
 from kcrash.debuginfo.symbols import Symbol, SymbolTable
 from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.objects import list_for_each_entry
 
 if TYPE_CHECKING:
     from kcrash.debuginfo.elffile import ElfImage
@@ -201,8 +203,6 @@ def kernel_symbols(k: Kernel) -> KernelSymbols:
     found = _kernel_tables.get(k)
     if found is not None:
         return found
-    from kcrash.debuginfo import cache
-
     bid = k.elf.build_id()
     raw = cache.load(bid, _CACHE_NAME, _CACHE_VERSION) if bid else None
     if raw is None:
@@ -365,8 +365,6 @@ def modules(k: Kernel) -> list[Module]:
     found = _module_lists.get(k)
     if found is not None:
         return found
-    from kcrash.objects import list_for_each_entry
-
     result: list[Module] = []
     head_sym = k.symbols.lookup("modules")
     mtype = k.find_type("struct module")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.kernel.cpus import cpu_count
 from kcrash.records import json_dec
 
 if TYPE_CHECKING:
@@ -598,8 +599,6 @@ def safe_buffers(k: Kernel, cpus: int | None = None) -> list[SafeBuffer] | None:
     if t is None:
         return None
     if cpus is None:
-        from kcrash.kernel.sysinfo import cpu_count
-
         cpus = cpu_count(k)[0]
     len_hit, lost_hit, buf_hit = t.find_member("len"), t.find_member("message_lost"), t.find_member("buffer")
     if len_hit is None or lost_hit is None or buf_hit is None:

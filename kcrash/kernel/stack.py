@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from kcrash.arch.dwarf_cfi import CfiTable
 from kcrash.arch.orc import REG_SP, TYPE_CALL, OrcTable
 from kcrash.arch.unwind import PT_REGS_ORDER, Frame, Unwinder
+from kcrash.debuginfo import cache
 from kcrash.errors import KcrashError, MemoryReadError
-from kcrash.kernel.cpus import cpu_curr, cpumask_cpus, online_cpus, possible_cpus
+from kcrash.kernel.cpus import active_cpus, active_task_cpu, cpu_curr, possible_cpus
+from kcrash.kernel.tasks import task_cpu
 
 if TYPE_CHECKING:
     from kcrash.arch.x86_64 import Registers
@@ -22,7 +25,6 @@ __all__ = [
     "StackRange",
     "Backtrace",
     "stack_ranges",
-    "active_task_cpu",
     "cpu_registers",
     "task_start_registers",
     "backtrace",
@@ -84,9 +86,6 @@ def unwinder(k: Kernel) -> Unwinder:
     cfi = None
     frame_data = k.elf.section_data(".debug_frame")
     if frame_data is not None:
-        from kcrash.arch.dwarf_cfi import CfiTable
-        from kcrash.debuginfo import cache
-
         bid = k.elf.build_id()
         index = cache.load(bid, "cfi-index", 1) if bid else None
         cfi = CfiTable(frame_data, k.kaslr_offset, index)
@@ -157,31 +156,6 @@ def _which_stack(ranges: list[StackRange], addr: int) -> StackRange | None:
         if addr in r:
             return r
     return None
-
-
-@lru_cache(maxsize=4)
-def _active_tasks(k: Kernel) -> dict[int, int]:
-    """task address -> CPU, for the task current on each online CPU."""
-    out = {}
-    for cpu in active_cpus(k):
-        try:
-            out[cpu_curr(k, cpu).address] = cpu
-        except (KcrashError, MemoryReadError):
-            continue
-    return out
-
-
-def active_cpus(k: Kernel) -> list[int]:
-    """CPUs that were running when the kernel crashed: the present ones (a CPU stopped by the panic is no
-    longer online, but its runqueue still names the task it was running)."""
-    try:
-        return cpumask_cpus(k, "__cpu_present_mask")
-    except (KcrashError, MemoryReadError):
-        return online_cpus(k)
-
-
-def active_task_cpu(k: Kernel, task: Object) -> int | None:
-    return _active_tasks(k).get(task.address)
 
 
 def cpu_registers(k: Kernel, cpu: int) -> Registers | None:
@@ -341,8 +315,6 @@ def _from_stop_handler(k: Kernel, frames: list[Frame]) -> list[Frame]:
 
 def backtrace(k: Kernel, task: Object) -> Backtrace:
     """The stack trace of `task`, as far as the unwinder can follow it."""
-    from kcrash.kernel.tasks import task_cpu
-
     uw = unwinder(k)
     ranges = stack_ranges(k, task)
     cpu = active_task_cpu(k, task)

@@ -7,7 +7,6 @@ VMCOREINFO and the symbol table when that is enough, so most of it works without
 
 from __future__ import annotations
 
-import re
 import struct
 import time
 import weakref
@@ -15,9 +14,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kcrash.debuginfo.types import Kind
 from kcrash.errors import KcrashError, MemoryReadError
-from kcrash.kernel.cpus import cpu_curr, cpumask_cpus, online_cpus, panic_cpu
+from kcrash.kernel.cpus import active_task_cpu, cpu_count
+from kcrash.kernel.panic import PanicInfo, panic_info, panic_message, panic_task
+from kcrash.kernel.task_state import task_state_name
+from kcrash.kernel.tasks import task_comm, task_cpu, task_table
+from kcrash.kernel.time import crash_time, format_jiffies, hz, uptime_jiffies
 
 if TYPE_CHECKING:
     from kcrash.objects import Object
@@ -25,28 +27,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SysInfo",
-    "PanicInfo",
     "sys_info",
     "sys_lines",
     "banner_lines",
     "context_lines",
-    "panic_info",
-    "panic_task",
-    "panic_message",
     "utsname",
-    "hz",
-    "uptime_jiffies",
-    "format_uptime",
-    "crash_time",
-    "boot_time",
     "ctime_tz",
     "load_average",
-    "cpu_count",
     "cpu_mhz",
     "memory_size",
     "format_memory",
     "dumpfile_suffix",
-    "task_state_name",
     "tainted_mask",
     "taint_string",
     "dmi_strings",
@@ -119,125 +110,6 @@ def utsname(k: Kernel) -> dict[str, str]:
 # --- time -------------------------------------------------------------------------------------------
 
 
-def hz(k: Kernel) -> int:
-    """The kernel's HZ. crash takes it from a scheduler constant through gdb; the NTP tick length
-    (`tick_nsec`, NSEC_PER_SEC/HZ) gives it directly. Without that symbol, the jiffies elapsed by the
-    last log record's time tell it; 1000 (crash's default) is the last resort."""
-    c = _cache(k)
-    if "hz" in c:
-        return c["hz"]
-    value = None
-    tick = _read_int(k, "tick_nsec", 8)
-    if tick and 100_000 <= tick <= 100_000_000:
-        value = round(1_000_000_000 / tick)
-    if value is None:
-        value = _hz_from_log(k)
-    c["hz"] = value or 1000
-    return c["hz"]
-
-
-def _hz_from_log(k: Kernel) -> int | None:
-    from kcrash.kernel.printk import log_records
-
-    try:
-        records = [r for r in log_records(k) if r.ts_nsec]
-    except KcrashError:
-        return None
-    if not records or records[-1].ts_nsec < 2_000_000_000:
-        return None
-    seconds = records[-1].ts_nsec / 1e9
-    best = None
-    for candidate in (100, 250, 300, 1000):
-        ticks = uptime_jiffies(k, candidate)
-        if ticks is None:
-            return None
-        error = abs(ticks / candidate - seconds)
-        if best is None or error < best[0]:
-            best = (error, candidate)
-    return best[1] if best else None
-
-
-def uptime_jiffies(k: Kernel, hz_value: int | None = None) -> int | None:
-    """Jiffies since boot, as crash counts them: jiffies_64 less INITIAL_JIFFIES (-300*HZ as a u32)."""
-    j = _read_int(k, "jiffies_64", 8)
-    if j is None:
-        return _read_int(k, "jiffies", 8)
-    h = hz_value or hz(k)
-    wrapped = j & 0xFFFFFFFF00000000
-    if wrapped:
-        wrapped -= 0x100000000
-        j = (j & 0xFFFFFFFF) | wrapped
-        return j + 300 * h
-    return (j & 0xFFFFFFFFFFFFFFFF) - ((-300 * h) & 0xFFFFFFFF)
-
-
-def format_uptime(jiffies: int, hz_value: int) -> str:
-    """crash's convert_time(): `[N days, ]HH:MM:SS`."""
-    total = jiffies // hz_value
-    days, total = divmod(total, 86400)
-    hours, total = divmod(total, 3600)
-    minutes, seconds = divmod(total, 60)
-    prefix = f"{days} days, " if days else ""
-    return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}"
-
-
-def crash_time(k: Kernel) -> int | None:
-    """When the kernel crashed (seconds since the epoch): VMCOREINFO's CRASHTIME (written by the crash
-    kernel path), else the timekeeper's wall-clock seconds as crash reads them (shadow_timekeeper, then
-    tk_core), else the kdump header's timestamp."""
-    value = k.vmcoreinfo.get("CRASHTIME")
-    if value:
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    tk = k.find_type("struct timekeeper")
-    hit = tk.find_member("xtime_sec") if tk is not None else None
-    if hit is not None:
-        addr = _timekeeper_address(k)
-        if addr is not None:
-            try:
-                return struct.unpack("<q", k.read(addr + hit[1] // 8, 8))[0]
-            except MemoryReadError:
-                pass
-    stamp = getattr(k.memory, "timestamp", None)
-    return int(stamp) if stamp else None
-
-
-def _timekeeper_address(k: Kernel) -> int | None:
-    """The struct timekeeper crash reads the date from, wherever this kernel keeps it: the shadow copy
-    first, then the core one. Up to 6.12 they are the variables shadow_timekeeper and tk_core.timekeeper
-    (`timekeeper` before 3.17); 7.x holds both in timekeeper_data[0] (struct tk_data)."""
-    places = [
-        ("shadow_timekeeper", None),
-        ("timekeeper_data", "shadow_timekeeper"),
-        ("tk_core", "timekeeper"),
-        ("timekeeper_data", "timekeeper"),
-        ("timekeeper", None),
-    ]
-    for name, member in places:
-        if _sym(k, name) is None:
-            continue
-        try:
-            obj = k.object(name)
-            if obj.type_.strip().kind is Kind.ARRAY:
-                obj = obj[0]
-            return obj.member(member).address if member else obj.address
-        except KcrashError:
-            continue
-    return None
-
-
-def boot_time(k: Kernel) -> int | None:
-    """Wall-clock seconds at boot as crash's `log -T` uses it: the crash date less the uptime in whole
-    seconds (crash's documentation warns it is approximate)."""
-    date = crash_time(k)
-    ticks = uptime_jiffies(k)
-    if date is None:
-        return None
-    return date - (ticks // hz(k) if ticks is not None else 0)
-
-
 def ctime_tz(seconds: int) -> str:
     """crash's ctime_tz(): local time as `%a %b %e %T %Z %Y`."""
     return time.strftime("%a %b %e %T %Z %Y", time.localtime(seconds))
@@ -260,46 +132,6 @@ def load_average(k: Kernel) -> str:
         a = (v + _FIXED_1 // 200) & 0xFFFFFFFF
         parts.append(f"{a >> _FSHIFT}.{((a & (_FIXED_1 - 1)) * 100) >> _FSHIFT:02d}")
     return ", ".join(parts)
-
-
-def cpu_count(k: Kernel) -> tuple[int, int]:
-    """(CPUs, online CPUs) as crash counts them: CPUs whose per-cpu area was set up, in order (their
-    per-cpu `cpu_number` equals their index), and of those the ones in the online mask."""
-    c = _cache(k)
-    if "cpus" in c:
-        return c["cpus"]
-    cpus = 0
-    load = _sym(k, "__per_cpu_load")
-    number_sym = _sym(k, "cpu_number")
-    number_off = 0
-    if number_sym is None and _sym(k, "pcpu_hot") is not None:
-        t = k.find_type("struct pcpu_hot")
-        hit = t.find_member("cpu_number") if t is not None else None
-        if hit is not None:
-            number_sym, number_off = _sym(k, "pcpu_hot"), hit[1] // 8
-    try:
-        offsets = k.per_cpu_offsets
-    except (KcrashError, MemoryReadError):
-        offsets = []
-    if number_sym is not None and offsets:
-        for i, off in enumerate(offsets):
-            if load is not None and off == load:
-                break
-            try:
-                value = int.from_bytes(k.read((number_sym + number_off + off) & (2**64 - 1), 4), "little")
-            except MemoryReadError:
-                break
-            if value != i:
-                break
-            cpus += 1
-    if not cpus:
-        try:
-            cpus = len(cpumask_cpus(k, "__cpu_possible_mask"))
-        except (KcrashError, MemoryReadError):
-            cpus = max(1, len(k.cpu_registers_raw))
-    online = len([cpu for cpu in online_cpus(k) if cpu < cpus])
-    c["cpus"] = (cpus, online)
-    return c["cpus"]
 
 
 def cpu_mhz(k: Kernel) -> int | None:
@@ -432,180 +264,7 @@ def dumpfile_suffix(k: Kernel) -> str:
 # --- panic ----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class PanicInfo:
-    message: str  # the log line crash shows as PANIC ("" if none)
-    sysrq: bool  # crash's SYSRQ flag: a "SysRq : Trigger a crash" style line is in the log
-    task: Object | None  # the task that panicked
-
-
-# Searched in this order, each over the whole log (crash's get_panicmsg()).
-_FAULT_LINES = ("general protection fault: ", "double fault: ", "divide error: ", "stack segment: ")
-_SYSRQ_LINES = ("SysRq : Netdump", "SysRq : Crash", "SysRq : Trigger a crash")
-_OOPS_LINES = (
-    "Oops: ",
-    "Kernel BUG at",
-    "kernel BUG at",
-    "Unable to handle kernel paging request",
-    "Unable to handle kernel NULL pointer dereference",
-    "BUG: unable to handle kernel ",
-    "BUG: kernel NULL pointer dereference",
-    "BUG: unable to handle page fault",
-)
-_PANIC_LINES = ("Kernel panic: ", "Kernel panic - ")
-_LATE_LINES = ("[Hardware Error]: ", "Bad mode in ")
-
-
-def _log_lines(k: Kernel) -> list[str]:
-    """The log as `log -t` prints it, one string per output line."""
-    from kcrash.kernel.printk import log_records
-
-    lines: list[str] = []
-    for rec in log_records(k):
-        text = rec.text.decode("latin-1")
-        lines.extend(text.split("\n"))
-    return lines
-
-
-def panic_message(k: Kernel) -> tuple[str, bool]:
-    """(message, sysrq): the log line crash reports as PANIC, and whether the crash was sysrq-triggered."""
-    c = _cache(k)
-    if "panicmsg" in c:
-        return c["panicmsg"]
-    try:
-        lines = _log_lines(k)
-    except KcrashError:
-        lines = []
-    sysrq = any("SysRq : Crash" in line or "SysRq : Trigger a crash" in line for line in lines)
-
-    def first(patterns: tuple[str, ...]) -> str | None:
-        for line in lines:
-            if any(p in line for p in patterns):
-                return line
-        return None
-
-    message = first(_FAULT_LINES)
-    if message is None:
-        message = first(_SYSRQ_LINES)
-        if message is not None:
-            sysrq = True
-    if message is None:
-        message = first(_OOPS_LINES)
-    if message is None and _sym(k, "sysrq_pressed") is not None:
-        pressed = _read_int(k, "sysrq_pressed", _sym_size(k, "sysrq_pressed") or 4)
-        if pressed:
-            message = first(("sysrq",))
-    if message is None:
-        message = first(_PANIC_LINES)
-    if message is None:
-        message = first(_LATE_LINES)
-    c["panicmsg"] = (message or "", sysrq)
-    return c["panicmsg"]
-
-
-_CPU_PID_LINE = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: ")
-
-
-def panic_task(k: Kernel) -> Object | None:
-    """The task that panicked: the current task of `panic_cpu` (set by panic() and crash_kexec()); else an
-    active task whose stack holds the panic or kexec path; else the task the log's last "CPU: N PID: M
-    Comm:" line names. None if the kernel did not panic."""
-    c = _cache(k)
-    if "panic_task" in c:
-        return c["panic_task"]
-    task = None
-    try:
-        cpu = panic_cpu(k)
-        if cpu is not None:
-            task = cpu_curr(k, cpu)
-    except (KcrashError, MemoryReadError):
-        task = None
-    if task is None:
-        task = _panic_task_from_stacks(k)
-    if task is None:
-        task = _panic_task_from_log(k)
-    c["panic_task"] = task
-    return task
-
-
-_PANIC_FUNCTIONS = ("panic", "__crash_kexec", "crash_kexec", "machine_kexec", "vpanic")
-
-
-def _panic_task_from_stacks(k: Kernel) -> Object | None:
-    from kcrash.kernel.stack import active_cpus, backtrace
-
-    if k.symbols.lookup("runqueues") is None:
-        return None  # no per-CPU runqueues: no way to know what each CPU ran
-    for cpu in active_cpus(k):
-        try:
-            task = cpu_curr(k, cpu)
-            frames = backtrace(k, task).frames
-        except (KcrashError, MemoryReadError):
-            continue
-        for f in frames:
-            hit = k.resolve(f.ip - 1 if f.slot is not None else f.ip)
-            if hit is not None and hit[0].name in _PANIC_FUNCTIONS:
-                return task
-    return None
-
-
-def _panic_task_from_log(k: Kernel) -> Object | None:
-    from kcrash.kernel.tasks import find_task
-
-    try:
-        lines = _log_lines(k)
-    except KcrashError:
-        return None
-    for line in reversed(lines):
-        m = _CPU_PID_LINE.search(line)
-        if m:
-            try:
-                return find_task(k, int(m.group(2)))
-            except (KcrashError, MemoryReadError):
-                return None
-    return None
-
-
-def panic_info(k: Kernel) -> PanicInfo:
-    message, sysrq = panic_message(k)
-    return PanicInfo(message, sysrq, panic_task(k))
-
-
 # --- tasks ----------------------------------------------------------------------------------------------
-
-
-def task_state_name(k: Kernel, task: Object) -> str:
-    """crash's verbose task state: TASK_RUNNING, or the set bits joined by `|`."""
-    from kcrash.kernel.tasks import task_state_value, task_states
-
-    s = task_states(k)
-    state = task_state_value(task) | (int(task.exit_state) & 0xFFFFFFFF)
-    if state == s.running:
-        return "TASK_RUNNING"
-    names = []
-    for bit, name in (
-        (s.interruptible, "TASK_INTERRUPTIBLE"),
-        (s.uninterruptible, "TASK_UNINTERRUPTIBLE"),
-        (s.stopped, "TASK_STOPPED"),
-        (s.traced, "TASK_TRACED"),
-    ):
-        if state & bit:
-            names.append(name)
-    if state & s.exit_zombie:
-        names.append("EXIT_ZOMBIE")
-    if state & s.exit_dead:
-        names.append("EXIT_DEAD")
-    for bit, name in (
-        (s.dead, "TASK_DEAD"),
-        (s.wakekill, "TASK_WAKEKILL"),
-        (s.waking, "TASK_WAKING"),
-        (s.parked, "TASK_PARKED"),
-        (s.noload, "TASK_NOLOAD"),
-        (s.new, "TASK_NEW"),
-    ):
-        if state & bit:
-            names.append(name)
-    return "|".join(names) or f"(unknown: {state:#x})"
 
 
 def _thread_info_address(task: Object) -> int:
@@ -620,12 +279,9 @@ def _thread_info_address(task: Object) -> int:
 def context_lines(k: Kernel, task: Object, panic: PanicInfo | None = None, width: int = 12) -> list[str]:
     """crash's show_context(): the PID/COMMAND/TASK/CPU/STATE block for `task`. The banner aligns the names
     to 12 columns like the `sys` block; `set` aligns them to 7 (the length of COMMAND)."""
-    from kcrash.kernel.stack import active_task_cpu
-    from kcrash.kernel.tasks import task_comm, task_cpu
-
     panic = panic or panic_info(k)
     pid = int(task.pid)
-    same_pid = _tasks_with_pid(k, pid)
+    same_pid = len(task_table(k).with_pid(pid)) or 1
     task_field = f"{task.address:x}  "
     if same_pid > 1:
         task_field += f"(1 of {same_pid})  "
@@ -646,29 +302,6 @@ def context_lines(k: Kernel, task: Object, panic: PanicInfo | None = None, width
         f"{'CPU':>{width}}: {task_cpu(task)}",
         f"{'STATE':>{width}}: {state}",
     ]
-
-
-def _tasks_with_pid(k: Kernel, pid: int) -> int:
-    c = _cache(k)
-    counts = c.get("pid_counts")
-    if counts is None:
-        from kcrash.kernel.tasks import for_each_task
-
-        counts = {}
-        for t in for_each_task(k):
-            p = int(t.pid)
-            counts[p] = counts.get(p, 0) + 1
-        c["pid_counts"] = counts
-        c["tasks"] = sum(counts.values())
-    return counts.get(pid, 1)
-
-
-def task_count(k: Kernel) -> int:
-    """Every task crash would list: each CPU's idle task and every thread."""
-    c = _cache(k)
-    if "tasks" not in c:
-        _tasks_with_pid(k, 0)
-    return c["tasks"]
 
 
 # --- the sys block --------------------------------------------------------------------------------------
@@ -744,9 +377,9 @@ def sys_info(k: Kernel) -> SysInfo:
         cpus=cpus,
         offline=max(0, cpus - online),
         date=ctime_tz(date) if date is not None else "(unknown)",
-        uptime=format_uptime(ticks, hz(k)) if ticks is not None else "(unknown)",
+        uptime=format_jiffies(ticks, hz(k)) if ticks is not None else "(unknown)",
         load_average=_field(warnings, "LOAD AVERAGE", lambda: load_average(k), "(unknown)"),
-        tasks=_field(warnings, "TASKS", lambda: task_count(k), 0),
+        tasks=_field(warnings, "TASKS", lambda: len(task_table(k)), 0),
         nodename=uts["nodename"],
         release=uts["release"],
         version=uts["version"],

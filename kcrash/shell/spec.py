@@ -28,7 +28,7 @@ __all__ = [
 
 HELP_SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "EXAMPLES")
 _NEGATIVE_NUMBER = re.compile(r"^-(0[xX][0-9a-fA-F]+|\d+)$")
-_COMPLETION_KINDS = ("symbol", "command", "file", "setting", "plugin", "none")
+_COMPLETION_KINDS = ("symbol", "command", "file", "plugin", "none")
 
 
 class UsageError(KcrashError):
@@ -97,7 +97,7 @@ class Argument:
     """A positional argument. `nargs`: 1 (required), "?" (optional), "*" (any number), "+" (at least one).
 
     `complete` says what Tab completes here: "symbol" (kernel symbols, the default), "command", "file",
-    "setting", "plugin", "none", or a function `(shell, prefix) -> iterable of strings`.
+    "plugin", "none", or a function `(shell, prefix) -> iterable of strings`.
     """
 
     __slots__ = ("name", "help", "nargs", "type", "complete", "metavar")
