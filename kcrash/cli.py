@@ -197,10 +197,11 @@ def _gdbserver(ns: argparse.Namespace, kernel, progress: _Progress) -> int:
 
 def _session(ns: argparse.Namespace, kernel, progress: _Progress) -> int:
     from kcrash import __version__
+    from kcrash.commands.sys import banner_lines
     from kcrash.shell.context import Settings
     from kcrash.shell.core import FAILED, INTERRUPTED, Shell
     from kcrash.shell.registry import Registry
-    from kcrash.shell.startup import banner_lines, load_env_plugins, run_file, run_rc_files
+    from kcrash.shell.startup import load_env_plugins, run_file, run_rc_files
 
     registry = Registry()
     registry.load_entry_points()

@@ -22,10 +22,12 @@ import pytest
 from conftest import DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
 from oracles import crash9_outputs, crash_outputs, drgn_eval
 
+from kcrash.commands.sys import banner_lines, sys_lines, sys_record
+from kcrash.commands.task import context_lines, context_record
 from kcrash.kernel.cpus import active_tasks
 from kcrash.kernel.panic import panic_task
 from kcrash.kernel.printk import log_records
-from kcrash.kernel.sysinfo import banner_lines, context_lines, sys_info
+from kcrash.kernel.sysinfo import system_info
 from kcrash.kernel.task_state import task_state_code, task_state_name
 from kcrash.kernel.tasks import task_table
 
@@ -120,10 +122,11 @@ def test_panic_context_matches_crash(fixtures_crash, dump):
     assert task is not None
     boot = fixtures_crash.dumps[dump]["boot"]
     assert int(task.pid) == fixtures_crash.manifest["boots"][boot]["panic_pid"]
-    assert "\n".join(context_lines(k, task, width=7)) == _crash(fixtures_crash, dump)["set"]
+    context = context_record(k, task_table(k).get(task.address))
+    assert "\n".join(context_lines(context, width=7)) == _crash(fixtures_crash, dump)["set"]
     banner = banner_lines(k)
-    assert banner[:13] == sys_info(k).lines()
-    assert banner[13:] == context_lines(k, task)
+    assert banner[:13] == sys_lines(sys_record(system_info(k)))
+    assert banner[13:] == context_lines(context, width=12)
     assert [line.split(":")[0] for line in banner[13:]] == [
         f"{name:>12}" for name in ("PID", "COMMAND", "TASK", "CPU", "STATE")
     ]
@@ -151,7 +154,7 @@ def test_context_of_tasks_not_running_matches_crash9(fixtures_crash, dump):
         out, err = run_command(k, f"set {t.address:x}")
         assert err == ""
         assert out.rstrip("\n") == expected, code
-        assert "\n".join(context_lines(k, t.object(k), width=7)) == expected, code
+        assert "\n".join(context_lines(context_record(k, t), width=7)) == expected, code
         assert f"STATE: {task_state_name(k, t)} " in expected
 
 
@@ -248,7 +251,7 @@ def test_sys_matches_drgn_newer(series, dump):
     fs = fixture_set(series)
     want = _drgn_sys(fs, dump)
     k = open_fixture_kernel(fs, dump)
-    info = sys_info(k)
+    info = sys_record(system_info(k))
     assert info.warnings == []
     assert (info.nodename, info.release, info.version, info.machine) == (
         want["nodename"],
@@ -277,7 +280,7 @@ def test_sys_matches_drgn_newer(series, dump):
 
 
 def sys_date(seconds: int) -> str:
-    from kcrash.kernel.sysinfo import ctime_tz
+    from kcrash.commands._crashtext import ctime_tz
 
     return ctime_tz(seconds)
 
@@ -293,7 +296,7 @@ def test_task_count_matches_drgn(series):
         if fs.dumps[dump]["format"] != "elf" or not _drgn_ok(fs, dump):
             continue
         k = open_fixture_kernel(fs, dump)
-        assert sys_info(k).tasks == _drgn_sys(fs, dump)["tasks"], dump
+        assert system_info(k).tasks == _drgn_sys(fs, dump)["tasks"], dump
         seen += 1
     assert seen
 

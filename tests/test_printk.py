@@ -13,6 +13,8 @@ import struct
 
 import pytest
 
+from kcrash.commands import _crashtext as crashtext
+from kcrash.commands import sys as sys_command
 from kcrash.commands.log import format_plain, format_record
 from kcrash.debuginfo.symbols import Symbol, SymbolTable
 from kcrash.errors import LookupFailedError, PageNotInDumpError
@@ -441,15 +443,17 @@ def test_plain_log_from_symbols():
 
 
 def test_format_memory_like_crash():
-    assert sysinfo.format_memory(262011 * 4096) == "1 GB"  # within 64 MiB of 1 GiB: rounded up
-    assert sysinfo.format_memory(3 * 2**30 - 100 * 2**20) == "2.9 GB"
-    assert sysinfo.format_memory(512 * 2**20) == "512 MB"
-    assert sysinfo.format_memory(0) == "0"
+    assert sys_command.format_memory(262011 * 4096) == "1 GB"  # within 64 MiB of 1 GiB: rounded up
+    assert sys_command.format_memory(3 * 2**30 - 100 * 2**20) == "2.9 GB"
+    assert sys_command.format_memory(512 * 2**20) == "512 MB"
+    assert sys_command.format_memory(0) == "0"
 
 
 def test_format_uptime_like_crash():
-    assert ktime.format_jiffies(5 * 250, 250) == "00:00:05"
-    assert ktime.format_jiffies((265 * 86400 + 18 * 3600 + 15 * 60 + 40) * 100, 100) == "265 days, 18:15:40"
+    assert crashtext.format_jiffies(5 * 250, 250) == "00:00:05"
+    assert (
+        crashtext.format_jiffies((265 * 86400 + 18 * 3600 + 15 * 60 + 40) * 100, 100) == "265 days, 18:15:40"
+    )
 
 
 def test_ctime_tz_format(monkeypatch):
@@ -457,8 +461,8 @@ def test_ctime_tz_format(monkeypatch):
     import time
 
     time.tzset()
-    assert sysinfo.ctime_tz(1795689189) == "Thu Nov 26 10:33:09 UTC 2026"
-    assert sysinfo.ctime_tz(0) == "Thu Jan  1 00:00:00 UTC 1970"
+    assert crashtext.ctime_tz(1795689189) == "Thu Nov 26 10:33:09 UTC 2026"
+    assert crashtext.ctime_tz(0) == "Thu Jan  1 00:00:00 UTC 1970"
 
 
 def test_panic_message_order(monkeypatch):
@@ -487,7 +491,7 @@ def test_panic_message_order(monkeypatch):
 
 
 def test_sys_lines_format():
-    info = sysinfo.SysInfo(
+    info = sys_command.SysInfo(
         kernel="vmlinux",
         dumpfile="vmcore  [PARTIAL DUMP]",
         cpus=4,
@@ -504,7 +508,7 @@ def test_sys_lines_format():
         memory="1 GB",
         panic="Oops: 0002 [#1] SMP",
     )
-    lines = info.lines()
+    lines = sys_command.sys_lines(info)
     assert lines[2] == "        CPUS: 4 [OFFLINE: 1]"
     assert lines[10] == "     MACHINE: x86_64  (unknown Mhz)"
     assert lines[12] == '       PANIC: "Oops: 0002 [#1] SMP" (check log for details)'
@@ -532,7 +536,7 @@ def test_dumpfile_suffix(fmt, level, incomplete, status, want):
     Mem.status = status
     k = FakeKernel({}, {})
     k.memory = Mem()
-    assert sysinfo.dumpfile_suffix(k) == want
+    assert sys_command.dumpfile_suffix(sysinfo.dump_flags(k)) == want
 
 
 def test_load_average_rounding():
@@ -542,7 +546,8 @@ def test_load_average_rounding():
         {0xFFFF_FFFF_8300_0000: struct.pack("<3Q", *avenrun)},
         [Symbol("avenrun", 0xFFFF_FFFF_8300_0000, 24, "B")],
     )
-    assert sysinfo.load_average(k) == "0.00, 0.08, 1.50"
+    assert sysinfo.load_average(k) == ((0, 0), (0, 8), (1, 50))
+    assert sys_command._load_average(sysinfo.load_average(k)) == "0.00, 0.08, 1.50"
 
 
 def test_uptime_jiffies_initial_offset():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from fixtures.locate import SERIES
 
+from kcrash.commands import _crashtext as crashtext
 from kcrash.commands import ps as psmod
 from kcrash.kernel import cpus
 from kcrash.kernel import panic as kpanic
@@ -109,14 +110,14 @@ def test_verbose_state_names(value, name) -> None:
 
 
 def test_format_jiffies() -> None:
-    assert ktime.format_jiffies(858, 250) == "00:00:03"
-    assert ktime.format_jiffies(250 * (86400 * 2 + 3723), 250) == "2 days, 01:02:03"
+    assert crashtext.format_jiffies(858, 250) == "00:00:03"
+    assert crashtext.format_jiffies(250 * (86400 * 2 + 3723), 250) == "2 days, 01:02:03"
 
 
 def test_format_nanoseconds() -> None:
-    assert ktime.format_nanoseconds(5_756_000_000) == "0 00:00:05.756"
+    assert crashtext.format_nanoseconds(5_756_000_000) == "0 00:00:05.756"
     assert (
-        ktime.format_nanoseconds(((3 * 24 + 4) * 3600 + 5 * 60 + 6) * 10**9 + 7_000_000) == "3 04:05:06.007"
+        crashtext.format_nanoseconds(((3 * 24 + 4) * 3600 + 5 * 60 + 6) * 10**9 + 7_000_000) == "3 04:05:06.007"
     )
 
 

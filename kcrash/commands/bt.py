@@ -6,6 +6,7 @@ import struct
 from dataclasses import dataclass, field
 
 from kcrash.commands import Argument, KcrashError, Option, command
+from kcrash.commands._crashtext import task_header
 from kcrash.errors import MemoryReadError
 from kcrash.kernel.cpus import active_cpus, cpu_curr, parse_cpu_spec
 from kcrash.kernel.modules import resolve_any
@@ -106,11 +107,6 @@ def _resolve_text(k, address: int):
         return resolve_any(k, address) or k.resolve(address)
     except KcrashError:
         return k.resolve(address)
-
-
-def task_header(pid: int, task: int, cpu: int | str, comm: str) -> str:
-    """crash's task header line (bt, foreach, …)."""
-    return f'PID: {pid:<7}  TASK: {task:<16x}  CPU: {cpu!s:<3}  COMMAND: "{comm}"'
 
 
 def _register_block(regs: dict[str, int], exception_rip: str | None) -> list[str]:

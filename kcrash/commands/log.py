@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kcrash.commands import Option, command
+from kcrash.commands._crashtext import ctime_tz
 from kcrash.errors import KcrashError
 from kcrash.kernel.printk import (
     LogRecord,
@@ -13,7 +14,6 @@ from kcrash.kernel.printk import (
     plain_log,
     safe_buffers,
 )
-from kcrash.kernel.sysinfo import ctime_tz
 from kcrash.kernel.time import boot_time
 
 __all__ = ["format_record", "format_plain", "printable"]

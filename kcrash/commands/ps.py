@@ -8,14 +8,15 @@ import struct
 from dataclasses import dataclass
 
 from kcrash.commands import Argument, KcrashError, Option, command
+from kcrash.commands._crashtext import format_jiffies, format_nanoseconds, task_header
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import mm as mmh
 from kcrash.kernel import tasks as th
 from kcrash.kernel.cpus import active_tasks, parse_cpu_spec, runqueue
 from kcrash.kernel.panic import panic_task
 from kcrash.kernel.task_state import task_states
-from kcrash.kernel.tasks import TaskInfo, task_header
-from kcrash.kernel.time import format_jiffies, format_nanoseconds, hz, uptime_jiffies
+from kcrash.kernel.tasks import TaskInfo
+from kcrash.kernel.time import hz, uptime_jiffies
 from kcrash.records import hex_field
 
 HELP = """
@@ -239,7 +240,7 @@ class _Ps:
         return self.states.code(t.state_value)
 
     def header(self, t: TaskInfo) -> str:
-        return task_header(t)
+        return task_header(t.pid, t.address, t.cpu, t.comm)
 
     # --- the table rows ---------------------------------------------------------------------------
     def heading(self) -> str:

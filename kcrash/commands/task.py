@@ -6,14 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kcrash.commands import Argument, KcrashError, Option, UsageError, command, context_hook
+from kcrash.commands._crashtext import task_header
 from kcrash.kernel import tasks as th
 from kcrash.kernel.cpus import active_cpus, active_tasks, mark_active
-from kcrash.kernel.panic import panic_task_info, sysrq_crash
+from kcrash.kernel.panic import panic_task_info, task_activity
 from kcrash.kernel.task_state import task_state_name
 from kcrash.kernel.tasks import TaskInfo
 from kcrash.records import hex_field
 
-__all__ = ["ContextRecord", "context_text", "current_task_info", "set_context_hook", "task_command"]
+__all__ = [
+    "ContextRecord",
+    "context_record",
+    "context_lines",
+    "context_text",
+    "current_task_info",
+    "set_context_hook",
+    "task_command",
+]
 
 
 @dataclass(frozen=True)
@@ -41,15 +50,8 @@ class ContextRecord:
 
 
 def context_record(k, task: TaskInfo) -> ContextRecord:
+    """`task`'s context as crash's show_context() reports it."""
     table = th.task_table(k)
-    panic = panic_task_info(k)
-    active = task.address in active_tasks(k) or (panic is not None and task.address == panic.address)
-    activity = None
-    if active:
-        if panic is not None and task.address == panic.address:
-            activity = "SYSRQ" if sysrq_crash(k) else "PANIC"
-        else:
-            activity = "ACTIVE"
     return ContextRecord(
         pid=task.pid,
         command=task.comm,
@@ -58,21 +60,27 @@ def context_record(k, task: TaskInfo) -> ContextRecord:
         tasks_with_pid=len(table.with_pid(task.pid)),
         cpu=task.cpu,
         state=task_state_name(k, task),
-        activity=activity,
+        activity=task_activity(k, task.address),
     )
+
+
+def context_lines(rec: ContextRecord, width: int = 7) -> list[str]:
+    """crash's show_context(): the PID/COMMAND/TASK/CPU/STATE block. `set` aligns the names to 7 columns
+    (the length of COMMAND); the start-up banner aligns them to 12, like the `sys` block above them."""
+    of = f"(1 of {rec.tasks_with_pid})  " if rec.tasks_with_pid > 1 else ""
+    suffix = f"({rec.activity})" if rec.activity else ""
+    return [
+        f"{'PID':>{width}}: {rec.pid}",
+        f'{"COMMAND":>{width}}: "{rec.command}"',
+        f"{'TASK':>{width}}: {rec.task:x}  {of}[THREAD_INFO: {rec.thread_info:x}]",
+        f"{'CPU':>{width}}: {rec.cpu}",
+        f"{'STATE':>{width}}: {rec.state} {suffix}",
+    ]
 
 
 def context_text(rec: ContextRecord) -> str:
-    """crash's show_context() block at run time (no indentation)."""
-    of = f"(1 of {rec.tasks_with_pid})  " if rec.tasks_with_pid > 1 else ""
-    suffix = f"({rec.activity})" if rec.activity else ""
-    return (
-        f"    PID: {rec.pid}\n"
-        f'COMMAND: "{rec.command}"\n'
-        f"   TASK: {rec.task:x}  {of}[THREAD_INFO: {rec.thread_info:x}]\n"
-        f"    CPU: {rec.cpu}\n"
-        f"  STATE: {rec.state} {suffix}"
-    )
+    """The context block as `set` prints it."""
+    return "\n".join(context_lines(rec))
 
 
 def current_task_info(ctx) -> TaskInfo | None:
@@ -259,7 +267,10 @@ def task_command(ctx, args):
     flag = " -x" if args.x else " -d" if args.d else ""
     ti_type = k.find_type("struct thread_info")
     for task in targets:
-        ctx.emit(TaskHeaderRecord(task.pid, task.address, task.cpu, task.comm), text=th.task_header(task))
+        ctx.emit(
+            TaskHeaderRecord(task.pid, task.address, task.cpu, task.comm),
+            text=task_header(task.pid, task.address, task.cpu, task.comm),
+        )
         if members:
             for member in members:
                 root = member.split(".", 1)[0].split("[", 1)[0]

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kcrash.errors import KcrashError, MemoryReadError
-from kcrash.kernel.cpus import active_cpus, cpu_curr, panic_cpu
+from kcrash.kernel.cpus import active_cpus, active_tasks, cpu_curr, panic_cpu
 from kcrash.kernel.printk import log_records
 from kcrash.kernel.stack import backtrace
 from kcrash.kernel.tasks import TaskInfo, find_task, read_task, task_table
@@ -26,6 +26,7 @@ __all__ = [
     "panic_task_info",
     "sysrq_crash",
     "default_task",
+    "task_activity",
 ]
 
 
@@ -190,3 +191,13 @@ def default_task(k: Kernel) -> Object:
     active CPU."""
     task = panic_task(k)
     return task if task is not None else cpu_curr(k, active_cpus(k)[0])
+
+
+def task_activity(k: Kernel, address: int) -> str | None:
+    """What crash's context block says about a task on a CPU: "PANIC" for the task that panicked ("SYSRQ"
+    when SysRq triggered the crash), "ACTIVE" for another task current on its CPU (honouring `set -a`),
+    None for a task that was not running."""
+    panic = panic_task_info(k)
+    if panic is not None and address == panic.address:
+        return "SYSRQ" if sysrq_crash(k) else "PANIC"
+    return "ACTIVE" if address in active_tasks(k) else None

@@ -1,5 +1,6 @@
-"""System facts crash's `sys` and start-up banner show: identity (utsname), time (date, uptime, HZ), load,
-CPUs, memory, the panic message and the task that panicked, taints, DMI strings and the built-in config.
+"""System facts crash's `sys` and start-up banner show: identity (utsname), the dump file's flags, load,
+processor speed, memory size, taints, DMI strings and the built-in config, and all of `sys` in one record
+(time: kcrash.kernel.time; CPUs: kcrash.kernel.cpus; the panic: kcrash.kernel.panic).
 
 Each fact is read the way crash computes it (the rules are noted where they are not obvious), from
 VMCOREINFO and the symbol table when that is enough, so most of it works without debug info.
@@ -8,46 +9,40 @@ VMCOREINFO and the symbol table when that is enough, so most of it works without
 from __future__ import annotations
 
 import struct
-import time
 import weakref
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kcrash.errors import KcrashError, MemoryReadError
-from kcrash.kernel.cpus import active_task_cpu, cpu_count
-from kcrash.kernel.panic import PanicInfo, panic_info, panic_message, panic_task
-from kcrash.kernel.task_state import task_state_name
-from kcrash.kernel.tasks import task_comm, task_cpu, task_table
-from kcrash.kernel.time import crash_time, format_jiffies, hz, uptime_jiffies
+from kcrash.kernel.cpus import cpu_count
+from kcrash.kernel.panic import panic_message
+from kcrash.kernel.tasks import task_table
+from kcrash.kernel.time import crash_time, hz, uptime_jiffies
 
 if TYPE_CHECKING:
-    from kcrash.objects import Object
     from kcrash.program import Kernel
 
 __all__ = [
-    "SysInfo",
-    "sys_info",
-    "sys_lines",
-    "banner_lines",
-    "context_lines",
+    "SystemInfo",
+    "system_info",
+    "DumpFlags",
+    "dump_flags",
     "utsname",
-    "ctime_tz",
     "load_average",
     "cpu_mhz",
     "memory_size",
-    "format_memory",
-    "dumpfile_suffix",
     "tainted_mask",
     "taint_string",
     "dmi_strings",
+    "dmi_field_names",
     "kernel_config",
 ]
 
 UTS_LEN = 65
 _UTS_FIELDS = ("sysname", "nodename", "release", "version", "machine", "domainname")
-GIB = 1 << 30
-MIB = 1 << 20
+T = TypeVar("T")
 
 _caches: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
@@ -110,28 +105,24 @@ def utsname(k: Kernel) -> dict[str, str]:
 # --- time -------------------------------------------------------------------------------------------
 
 
-def ctime_tz(seconds: int) -> str:
-    """crash's ctime_tz(): local time as `%a %b %e %T %Z %Y`."""
-    return time.strftime("%a %b %e %T %Z %Y", time.localtime(seconds))
-
-
 # --- load, CPUs, memory ---------------------------------------------------------------------------------
 
 _FSHIFT = 11
 _FIXED_1 = 1 << _FSHIFT
 
 
-def load_average(k: Kernel) -> str:
-    """avenrun[] in the kernel's fixed point, rounded as /proc/loadavg and crash do."""
+def load_average(k: Kernel) -> tuple[tuple[int, int], ...]:
+    """The 1, 5 and 15 minute load averages from avenrun[] (the kernel's fixed point), each as (whole,
+    hundredths), rounded as /proc/loadavg and crash do."""
     addr = _sym(k, "avenrun")
     if addr is None:
         raise KcrashError("no avenrun symbol")
     values = struct.unpack("<3Q", k.read(addr, 24))
-    parts = []
+    out = []
     for v in values:
         a = (v + _FIXED_1 // 200) & 0xFFFFFFFF
-        parts.append(f"{a >> _FSHIFT}.{((a & (_FIXED_1 - 1)) * 100) >> _FSHIFT:02d}")
-    return ", ".join(parts)
+        out.append((a >> _FSHIFT, ((a & (_FIXED_1 - 1)) * 100) >> _FSHIFT))
+    return tuple(out)
 
 
 def cpu_mhz(k: Kernel) -> int | None:
@@ -212,53 +203,29 @@ def _node_state_index(k: Kernel, name: str) -> int:
         return 1
 
 
-def format_memory(total: int, page_size: int = 4096) -> str:
-    """crash's get_memory_size(): round up to the next GiB when within 64 MiB of it, then print with one
-    decimal in GB, MB or KB, dropping a `.0`."""
-    next_gib = -(-total // GIB) * GIB
-    if next_gib and next_gib - total <= 64 * MIB:
-        total = next_gib
-    pages = total // page_size
-    if pages == 0:
-        return "0"
-    size = float(pages * page_size)
-    if size >= GIB:
-        text = f"{size / GIB:.1f} GB"
-    elif size >= MIB:
-        text = f"{size / MIB:.1f} MB"
-    else:
-        return f"{int(size / 1024)} KB"
-    return text.replace(".0 ", " ", 1)
+@dataclass(frozen=True)
+class DumpFlags:
+    """What crash says about the dump file after its name."""
+
+    kdump: bool  # a kdump-compressed (diskdump) file, which crash flags differently from ELF
+    split_part: bool  # one file of a split set
+    partial: bool  # filtered: makedumpfile's dump level is above 0
+    incomplete: bool  # truncated
+    excluded_vmemmap: bool  # makedumpfile left out the vmemmap
 
 
-def dumpfile_suffix(k: Kernel) -> str:
-    """What crash appends to DUMPFILE: `[PARTIAL DUMP]` for a filtered dump (a kdump-compressed file with
-    a dump level), `[INCOMPLETE]` for a truncated one, `[EXCLUDED VMEMMAP]`."""
+def dump_flags(k: Kernel) -> DumpFlags:
+    """The dump file's flags: filtered (a dump level), truncated, vmemmap excluded, one part of a set."""
     mem = k.memory
     fmt = getattr(mem, "format_name", "") or ""
-    level = getattr(mem, "dump_level", None) or 0
-    incomplete = bool(getattr(mem, "incomplete", False))
-    if "KDUMP" in fmt or "DISKDUMP" in fmt:
-        if getattr(mem, "partial", False):
-            return ""  # one file of a split set: crash lists the set instead
-        excluded_vmemmap = bool((getattr(mem, "status", 0) or 0) & 0x10)
-        if level > 0 or incomplete or excluded_vmemmap:
-            return " " + "".join(
-                flag
-                for flag, on in (
-                    (" [PARTIAL DUMP]", level > 0),
-                    (" [INCOMPLETE]", incomplete),
-                    (" [EXCLUDED VMEMMAP]", excluded_vmemmap),
-                )
-                if on
-            )
-        return ""
-    out = ""
-    if level > 0:
-        out += "  [PARTIAL DUMP]"
-    if incomplete:
-        out += "  [INCOMPLETE]"
-    return out
+    kdump = "KDUMP" in fmt or "DISKDUMP" in fmt
+    return DumpFlags(
+        kdump=kdump,
+        split_part=kdump and bool(getattr(mem, "partial", False)),
+        partial=(getattr(mem, "dump_level", None) or 0) > 0,
+        incomplete=bool(getattr(mem, "incomplete", False)),
+        excluded_vmemmap=kdump and bool((getattr(mem, "status", 0) or 0) & 0x10),
+    )
 
 
 # --- panic ----------------------------------------------------------------------------------------------
@@ -267,89 +234,33 @@ def dumpfile_suffix(k: Kernel) -> str:
 # --- tasks ----------------------------------------------------------------------------------------------
 
 
-def _thread_info_address(task: Object) -> int:
-    """THREAD_INFO_IN_TASK kernels embed thread_info at the start of task_struct; older ones keep it at
-    the base of the stack."""
-    hit = task.type_.find_member("thread_info")
-    if hit is not None and hit[0].type.strip().is_aggregate:
-        return task.address + hit[1] // 8
-    return int(task.stack)
-
-
-def context_lines(k: Kernel, task: Object, panic: PanicInfo | None = None, width: int = 12) -> list[str]:
-    """crash's show_context(): the PID/COMMAND/TASK/CPU/STATE block for `task`. The banner aligns the names
-    to 12 columns like the `sys` block; `set` aligns them to 7 (the length of COMMAND)."""
-    panic = panic or panic_info(k)
-    pid = int(task.pid)
-    same_pid = len(task_table(k).with_pid(pid)) or 1
-    task_field = f"{task.address:x}  "
-    if same_pid > 1:
-        task_field += f"(1 of {same_pid})  "
-    task_field += f"[THREAD_INFO: {_thread_info_address(task):x}]"
-    state = task_state_name(k, task) + " "
-    if active_task_cpu(k, task) is not None:
-        is_panic = panic.task is not None and panic.task.address == task.address
-        if is_panic and panic.sysrq:
-            state += "(SYSRQ)"
-        elif is_panic:
-            state += "(PANIC)"
-        else:
-            state += "(ACTIVE)"
-    return [
-        f"{'PID':>{width}}: {pid}",
-        f'{"COMMAND":>{width}}: "{task_comm(task)}"',
-        f"{'TASK':>{width}}: {task_field}",
-        f"{'CPU':>{width}}: {task_cpu(task)}",
-        f"{'STATE':>{width}}: {state}",
-    ]
-
-
 # --- the sys block --------------------------------------------------------------------------------------
 
 
 @dataclass
-class SysInfo:
-    """The fields of crash's `sys` output."""
+class SystemInfo:
+    """The facts crash's `sys` shows, as read from the dump (None: not readable, see `warnings`)."""
 
-    kernel: str
-    dumpfile: str
+    vmlinux: str
+    dump: str
+    dump_flags: DumpFlags
+    tainted: bool
+    livepatch: bool  # a livepatch module tainted the kernel ('K')
     cpus: int
-    offline: int
-    date: str
-    uptime: str
-    load_average: str
+    online: int
+    crash_time: int | None  # seconds since the epoch
+    uptime_jiffies: int | None
+    hz: int
+    load_average: tuple[tuple[int, int], ...] | None
     tasks: int
-    nodename: str
-    release: str
-    version: str
-    machine: str
+    utsname: dict[str, str]
     mhz: int | None
-    memory: str
+    memory: int | None  # bytes
     panic: str
     warnings: list[str] = field(default_factory=list)
 
-    def lines(self) -> list[str]:
-        cpus = str(self.cpus) + (f" [OFFLINE: {self.offline}]" if self.offline else "")
-        mhz = f"({self.mhz} Mhz)" if self.mhz else "(unknown Mhz)"
-        panic = f'"{self.panic}"' + (" (check log for details)" if "Oops: " in self.panic else "")
-        return [
-            f"{'KERNEL':>12}: {self.kernel}",
-            f"{'DUMPFILE':>12}: {self.dumpfile}",
-            f"{'CPUS':>12}: {cpus}",
-            f"{'DATE':>12}: {self.date}",
-            f"{'UPTIME':>12}: {self.uptime}",
-            f"{'LOAD AVERAGE':>12}: {self.load_average}",
-            f"{'TASKS':>12}: {self.tasks}",
-            f"{'NODENAME':>12}: {self.nodename}",
-            f"{'RELEASE':>12}: {self.release}",
-            f"{'VERSION':>12}: {self.version}",
-            f"{'MACHINE':>12}: {self.machine}  {mhz}",
-            f"{'MEMORY':>12}: {self.memory}",
-            f"{'PANIC':>12}: {panic}",
-        ]
 
-
-def _field(warnings: list[str], name: str, fn, default):
+def _field(warnings: list[str], name: str, fn: Callable[[], T], default: T) -> T:
     try:
         return fn()
     except (KcrashError, MemoryReadError) as e:
@@ -357,55 +268,35 @@ def _field(warnings: list[str], name: str, fn, default):
         return default
 
 
-def sys_info(k: Kernel) -> SysInfo:
+def system_info(k: Kernel) -> SystemInfo:
     """Everything `sys` shows, each field read independently (one unreadable field does not hide the
     others; its problem is listed in `warnings`)."""
     warnings: list[str] = []
-    kernel = k.vmlinux_path
     mask = _field(warnings, "taints", lambda: tainted_mask(k), 0)
-    if mask:
-        if "K" in _field(warnings, "taints", lambda: taint_string(k), ""):
-            kernel += "  [LIVEPATCH]"
-        kernel += "  [TAINTED]"
+    livepatch = bool(mask) and "K" in _field(warnings, "taints", lambda: taint_string(k), "")
     uts = _field(warnings, "utsname", lambda: utsname(k), dict.fromkeys(_UTS_FIELDS, ""))
     cpus, online = _field(warnings, "CPUS", lambda: cpu_count(k), (0, 0))
     date = _field(warnings, "DATE", lambda: crash_time(k), None)
     ticks = _field(warnings, "UPTIME", lambda: uptime_jiffies(k), None)
-    return SysInfo(
-        kernel=kernel,
-        dumpfile=k.dump_path + dumpfile_suffix(k),
+    return SystemInfo(
+        vmlinux=k.vmlinux_path,
+        dump=k.dump_path,
+        dump_flags=dump_flags(k),
+        tainted=bool(mask),
+        livepatch=livepatch,
         cpus=cpus,
-        offline=max(0, cpus - online),
-        date=ctime_tz(date) if date is not None else "(unknown)",
-        uptime=format_jiffies(ticks, hz(k)) if ticks is not None else "(unknown)",
-        load_average=_field(warnings, "LOAD AVERAGE", lambda: load_average(k), "(unknown)"),
+        online=online,
+        crash_time=date,
+        uptime_jiffies=ticks,
+        hz=hz(k) if ticks is not None else 0,
+        load_average=_field(warnings, "LOAD AVERAGE", lambda: load_average(k), None),
         tasks=_field(warnings, "TASKS", lambda: len(task_table(k)), 0),
-        nodename=uts["nodename"],
-        release=uts["release"],
-        version=uts["version"],
-        machine=uts["machine"],
+        utsname=uts,
         mhz=_field(warnings, "MACHINE", lambda: cpu_mhz(k), None),
-        memory=_field(warnings, "MEMORY", lambda: format_memory(memory_size(k)), "(unknown)"),
+        memory=_field(warnings, "MEMORY", lambda: memory_size(k), None),
         panic=_field(warnings, "PANIC", lambda: panic_message(k)[0], ""),
         warnings=warnings,
     )
-
-
-def sys_lines(k: Kernel) -> list[str]:
-    """What `sys` prints."""
-    return sys_info(k).lines()
-
-
-def banner_lines(k: Kernel) -> list[str]:
-    """crash's start-up block: the `sys` lines, then the context of the task that panicked."""
-    lines = sys_lines(k)
-    try:
-        task = panic_task(k)
-        if task is not None:
-            lines += context_lines(k, task)
-    except (KcrashError, MemoryReadError):
-        pass
-    return lines
 
 
 # --- taints, DMI, config --------------------------------------------------------------------------------
@@ -470,19 +361,20 @@ def dmi_strings(k: Kernel) -> list[tuple[str, str]]:
     return out
 
 
-def dmi_lines(k: Kernel) -> list[str]:
-    """crash's `sys -i`: names right-aligned to the longest enumerator name, after two spaces."""
-    entries = dmi_strings(k)
+def dmi_field_names(k: Kernel) -> list[str]:
+    """The names of the DMI fields dmi_ident[] has room for (enum dmi_field's enumerators in order), empty
+    when the debug info does not describe the enum."""
+    sym = k.symbols.lookup("dmi_ident")
     enum = k.find_type("enum dmi_field")
-    length = (k.symbols.lookup("dmi_ident").size or 8) // 8
-    width = 0
-    if enum is not None and enum.strip().enumerators:
-        for e in enum.strip().enumerators:
-            if e.value >= length:
-                break
-            width = max(width, len(e.name))
-        return [f"  {name:>{width}}: {value}" for name, value in entries]
-    return [f"  {name}: {value}" for name, value in entries]
+    if sym is None or enum is None or not enum.strip().enumerators:
+        return []
+    length = (sym.size or 8) // 8
+    names = []
+    for e in enum.strip().enumerators or ():
+        if e.value >= length:
+            break
+        names.append(e.name)
+    return names
 
 
 _IKCFG_START = b"IKCFG_ST"

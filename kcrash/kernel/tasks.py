@@ -45,7 +45,6 @@ __all__ = [
     "read_task",
     "lookup_tasks",
     "resolve_task",
-    "task_header",
     "task_run_time",
 ]
 
@@ -533,11 +532,6 @@ def find_task(k: Kernel, pid: int) -> Object | None:
     """The first task with `pid` (crash's order: by PID, the idle tasks by CPU)."""
     hits = task_table(k).with_pid(pid)
     return hits[0].object(k) if hits else None
-
-
-def task_header(task: TaskInfo) -> str:
-    """crash's task header line (print_task_header), used by ps -p/-c/-g/-t/-l/-a, bt and foreach."""
-    return f'PID: {task.pid:<7}  TASK: {task.address:<16x}  CPU: {task.cpu!s:<3}  COMMAND: "{task.comm}"'
 
 
 # --- times ----------------------------------------------------------------------------------------------

@@ -18,8 +18,6 @@ __all__ = [
     "uptime_jiffies",
     "crash_time",
     "boot_time",
-    "format_jiffies",
-    "format_nanoseconds",
 ]
 
 _MASK64 = (1 << 64) - 1
@@ -136,24 +134,3 @@ def boot_time(k: Kernel) -> int | None:
     if date is None:
         return None
     return date - (ticks // hz(k) if ticks is not None else 0)
-
-
-def format_jiffies(jiffies: int, hz_value: int) -> str:
-    """crash's convert_time(): "HH:MM:SS", or "N days, HH:MM:SS"."""
-    total = jiffies // hz_value
-    days, total = divmod(total, 86400)
-    hours, total = divmod(total, 3600)
-    minutes, seconds = divmod(total, 60)
-    prefix = f"{days} days, " if days else ""
-    return f"{prefix}{hours:02}:{minutes:02}:{seconds:02}"
-
-
-def format_nanoseconds(ns: int) -> str:
-    """crash's translate_nanoseconds(): "D HH:MM:SS.mmm"."""
-    ms_total = ns // 1_000_000
-    ms = ms_total % 1000
-    secs_total = ms_total // 1000
-    days, rest = divmod(secs_total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{days} {hours:02}:{minutes:02}:{seconds:02}.{ms:03}"
