@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
+from kcrash.arch import x86_64_att as att
 from kcrash.commands import Argument, CommandFailed, KcrashError, Option, command
 from kcrash.commands.rd import Reader, current_task, eval_expression, parse_count, task_pgd
 from kcrash.commands.sym import line_text, not_found_lines, parse_hex, symbol_record
@@ -151,7 +152,7 @@ class Printer:
             return None
         return kmod.symbol_string(self.k, address, self.radix)
 
-    def line(self, insn: disasm.Instruction) -> DisLine:
+    def line(self, insn: att.Instruction) -> DisLine:
         k = self.k
         name = kmod.symbol_string(k, insn.address, self.radix)
         text = insn.text(self.symbolize)
@@ -256,7 +257,7 @@ def dis_command(ctx, args):
         raise KcrashError(DIS_ERROR.format(start))
     shown = 0
     next_address = start
-    for insn in disasm.disassemble(code, start):
+    for insn in att.disassemble(code, start):
         if first is not None and insn.address < first:
             continue
         if limit is not None and shown >= limit:
@@ -289,7 +290,7 @@ def _raw(ctx, address: int, count: int, pgd: int | None) -> None:
         pos += n
     shown = 0
     next_address = address
-    for insn in disasm.disassemble(bytes(code), address, count):
+    for insn in att.disassemble(bytes(code), address, count):
         ctx.emit(DisLine(insn.address, "", insn.text(), None, f"   0x{insn.address:x}:\t{insn.text()}"))
         shown += 1
         next_address = insn.address + insn.size

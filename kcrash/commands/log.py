@@ -5,15 +5,9 @@ from __future__ import annotations
 from kcrash.commands import Option, command
 from kcrash.commands._crashtext import ctime_tz
 from kcrash.errors import KcrashError
-from kcrash.kernel.printk import (
-    LogRecord,
-    audit_records,
-    caller_id_width,
-    log_format,
-    log_records,
-    plain_log,
-    safe_buffers,
-)
+from kcrash.kernel.audit import audit_records
+from kcrash.kernel.printk import LogRecord, caller_id_width, log_format, log_records, plain_log
+from kcrash.kernel.printk_safe import safe_buffers
 from kcrash.kernel.time import boot_time
 
 __all__ = ["format_record", "format_plain", "printable"]

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kcrash.errors import KcrashError, MemoryReadError
-from kcrash.kernel.cpus import cpu_count
 from kcrash.records import json_dec
 
 if TYPE_CHECKING:
@@ -32,10 +31,6 @@ __all__ = [
     "parse_structured",
     "block_text",
     "caller_id_width",
-    "SafeBuffer",
-    "safe_buffers",
-    "AuditRecord",
-    "audit_records",
 ]
 
 LOG_CONT = 8  # enum printk_info_flags / log_flags: continuation of the previous record
@@ -572,93 +567,3 @@ def _plain_records(text: bytes) -> list[LogRecord]:
         level = int(m.group(1)) if m else 4
         records.append(LogRecord(i, 0, line[m.end() :] if m else line, level=level))
     return records
-
-
-# --- printk_safe per-CPU buffers (4.11-5.14) and the audit backlog --------------------------------------
-
-
-@dataclass(frozen=True)
-class SafeBuffer:
-    """One CPU's printk_safe_seq_buf: text printk could not log directly (NMI or recursion context)."""
-
-    name: str  # "nmi_print_seq" or "safe_print_seq"
-    cpu: int
-    address: int
-    length: int
-    message_lost: int
-    data: bytes
-
-
-def safe_buffers(k: Kernel, cpus: int | None = None) -> list[SafeBuffer] | None:
-    """The per-CPU printk_safe buffers of CPUs [0, cpus) (default: every CPU crash counts), or None if
-    this kernel has none."""
-    names = [n for n in ("nmi_print_seq", "safe_print_seq") if k.symbols.lookup(n) is not None]
-    if not names:
-        return None  # (checked first: it spares a type lookup on the kernels that have no such buffers)
-    t = k.find_type("struct printk_safe_seq_buf")
-    if t is None:
-        return None
-    if cpus is None:
-        cpus = cpu_count(k)[0]
-    len_hit, lost_hit, buf_hit = t.find_member("len"), t.find_member("message_lost"), t.find_member("buffer")
-    if len_hit is None or lost_hit is None or buf_hit is None:
-        raise KcrashError("-s not supported with this kernel version")
-    buf_size = buf_hit[0].type.sizeof()
-    out = []
-    for name in names:
-        sym = k.symbols.lookup(name)
-        for cpu in range(cpus):
-            base = k.per_cpu_address(sym.address, cpu)
-            length = struct.unpack("<i", k.read(base + len_hit[1] // 8, 4))[0]
-            lost = struct.unpack("<i", k.read(base + lost_hit[1] // 8, 4))[0]
-            data = k.read(base + buf_hit[1] // 8, buf_size) if length > 0 else b""
-            out.append(SafeBuffer(name, cpu, base, length, lost, data[: min(length, buf_size)]))
-    return out
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    type: int
-    text: bytes
-
-
-_NLMSG_HDRLEN = 16  # struct nlmsghdr, aligned to NLMSG_ALIGNTO (4)
-
-
-def audit_records(k: Kernel) -> list[AuditRecord]:
-    """Audit messages kauditd had not delivered: the hold, retry and main queues (audit_skb_* before
-    4.11), oldest queue first."""
-    if k.symbols.lookup("audit_skb_queue") is not None:
-        queues = ("audit_skb_hold_queue", "audit_skb_queue")
-    elif k.symbols.lookup("audit_queue") is not None:
-        queues = ("audit_hold_queue", "audit_retry_queue", "audit_queue")
-    else:
-        raise KcrashError("-a option not supported on this dumpfile")
-    head_t = k.find_type("struct sk_buff_head")
-    skb_t = k.find_type("struct sk_buff")
-    if head_t is None or skb_t is None:
-        raise KcrashError("-a needs the sk_buff types (no debug info)")
-    qlen_off = head_t.member("qlen")[1] // 8
-    next_off = skb_t.member("next")[1] // 8
-    len_off = skb_t.member("len")[1] // 8
-    data_off = skb_t.member("data")[1] // 8
-    out: list[AuditRecord] = []
-    for name in queues:
-        sym = k.symbols.lookup(name)
-        if sym is None:
-            continue
-        head = sym.address
-        qlen = _u32(k, head + qlen_off)
-        if not qlen:
-            continue
-        skb = _u64(k, head)
-        for _ in range(qlen):
-            if skb in (0, head):
-                break
-            length = _u32(k, skb + len_off)
-            data = _u64(k, skb + data_off)
-            nl_type = struct.unpack("<H", k.read(data + 4, 2))[0]
-            payload = k.read(data + _NLMSG_HDRLEN, max(0, length - _NLMSG_HDRLEN)) if length > 16 else b""
-            out.append(AuditRecord(nl_type, payload.split(b"\0", 1)[0]))
-            skb = _u64(k, skb + next_off)
-    return out
