@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import struct
 from dataclasses import dataclass
 
 from kcrash.commands import Argument, KcrashError, Option, command
@@ -14,6 +13,7 @@ from kcrash.kernel import mm as mmh
 from kcrash.kernel import tasks as th
 from kcrash.kernel.cpus import active_tasks, parse_cpu_spec, runqueue
 from kcrash.kernel.panic import panic_task
+from kcrash.kernel.rlimit import RLIM_INFINITY, RLIMIT_NAMES, task_rlimits
 from kcrash.kernel.task_state import task_states
 from kcrash.kernel.tasks import TaskInfo
 from kcrash.kernel.time import hz, uptime_jiffies
@@ -139,25 +139,6 @@ EXAMPLES
 _EXCLUSIVE = ("a", "t", "c", "p", "g", "l", "m", "S", "r", "A")
 _EXCLUSIVE_MESSAGE = "-a, -t, -c, -p, -g, -l, -m, -S, -r and -A flags are all mutually-exclusive"
 _POLICIES = {"NORMAL": 0, "FIFO": 1, "RR": 2, "BATCH": 3, "ISO": 4, "IDLE": 5, "DEADLINE": 6}
-_RLIMIT_NAMES = (
-    "CPU",
-    "FSIZE",
-    "DATA",
-    "STACK",
-    "CORE",
-    "RSS",
-    "NPROC",
-    "NOFILE",
-    "MEMLOCK",
-    "AS",
-    "LOCKS",
-    "SIGPENDING",
-    "MSGQUEUE",
-    "NICE",
-    "RTPRIO",
-    "RTTIME",
-)
-_RLIM_INFINITY = (1 << 64) - 1
 _VADDR_PRLEN = 16
 
 
@@ -426,31 +407,29 @@ class _Ps:
         self.ctx.write(f"{text}\nENV: {body}\n{'' if chars else chr(10)}")
 
     def rlimits(self, t: TaskInfo) -> None:
-        k = self.k
-        sig_type = k.type("struct signal_struct")
-        hit = sig_type.find_member("rlim")
-        if hit is None:
-            raise KcrashError("cannot determine rlimit array location")
-        count = hit[0].type.strip().length or 0
-        if not count:
-            raise KcrashError("cannot determine rlimit array size")
-        names = _RLIMIT_NAMES[:count]
-        len1 = max(len(n) for n in names)
+        try:
+            limits = task_rlimits(self.k, t.signal)
+        except MemoryReadError:
+            self.ctx.print(self.header(t))
+            return
+        len1 = max(len(n) for n in RLIMIT_NAMES[: len(limits)])
         len2 = len("(unlimited)")
         self.ctx.print(self.header(t))
-        try:
-            raw = k.read(t.signal + hit[1] // 8, count * 16)
-        except MemoryReadError:
-            return
         lines = [
             f"  {'RLIMIT':>{len1}}   {center('CURRENT', len2, rjust=True)}   {center('MAXIMUM', len2, rjust=True)}"
         ]
-        for i in range(count):
-            cur, maximum = struct.unpack_from("<QQ", raw, 16 * i)
-            name = _RLIMIT_NAMES[i] if i < len(_RLIMIT_NAMES) else "(unknown)"
-            cur_s = "(unlimited)" if cur == _RLIM_INFINITY else center(str(cur), len2, ljust=True)
-            max_s = "(unlimited)" if maximum == _RLIM_INFINITY else center(str(maximum), len2, ljust=True)
-            lines.append(f"  {name:>{len1}}   {cur_s}   {max_s}")
+        for limit in limits:
+            cur_s = (
+                "(unlimited)"
+                if limit.current == RLIM_INFINITY
+                else center(str(limit.current), len2, ljust=True)
+            )
+            max_s = (
+                "(unlimited)"
+                if limit.maximum == RLIM_INFINITY
+                else center(str(limit.maximum), len2, ljust=True)
+            )
+            lines.append(f"  {limit.name:>{len1}}   {cur_s}   {max_s}")
         self.ctx.print("\n".join(lines) + "\n")
 
     def task_times(self, tasks: list[TaskInfo]) -> None:
