@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import capstone
 from capstone import x86 as cx
@@ -236,9 +237,9 @@ def _prefix_bytes(raw: bytes) -> tuple[list[int], int]:
     return prefixes, rex
 
 
-def _reg(cs_insn, reg: int) -> str:
+def _reg(cs_insn: Any, reg: int) -> str:
     name = cs_insn.reg_name(reg)
-    return "%" + _REG_RENAME.get(name, name)
+    return "%" + str(_REG_RENAME.get(name, name))
 
 
 _REG16 = {
@@ -247,16 +248,18 @@ _REG16 = {
 }
 
 
-def _reg16(cs_insn, reg: int) -> str:
+def _reg16(cs_insn: Any, reg: int) -> str:
     name = cs_insn.reg_name(reg)
-    return "%" + _REG16.get(name, name)
+    return "%" + str(_REG16.get(name, name))
 
 
 def _signed_hex(value: int) -> str:
     return f"-0x{-value:x}" if value < 0 else f"0x{value:x}"
 
 
-def _memory(ci, op, rex: int, segment_used: list[bool], seg_prefix: int | None) -> tuple[str, int | None]:
+def _memory(
+    ci: Any, op: Any, rex: int, segment_used: list[bool], seg_prefix: int | None
+) -> tuple[str, int | None]:
     """A memory operand as gdb prints it, and the %rip-relative target if it is one."""
     mem = op.mem
     text = ""
@@ -286,7 +289,7 @@ def _memory(ci, op, rex: int, segment_used: list[bool], seg_prefix: int | None) 
         else:
             text += _signed_hex(disp)
     if have_base or have_index or needs_riz:
-        parts = ["%" + base_name if have_base else ""]
+        parts = ["%" + str(base_name) if have_base else ""]
         if have_index:
             parts.append(_reg(ci, mem.index))
             parts.append(str(mem.scale))
@@ -297,7 +300,7 @@ def _memory(ci, op, rex: int, segment_used: list[bool], seg_prefix: int | None) 
     return text, None
 
 
-def _convert(ci) -> Instruction:
+def _convert(ci: Any) -> Instruction:
     raw = bytes(ci.bytes)
     prefixes, rex = _prefix_bytes(raw)
     mnemonic = ci.mnemonic
@@ -395,7 +398,7 @@ def _rex_name(rex: int) -> str:
     return f"rex.{bits}" if bits else "rex"
 
 
-def _rex_has_unused_bits(ci, raw: bytes, rex_at: int) -> bool:
+def _rex_has_unused_bits(ci: Any, raw: bytes, rex_at: int) -> bool:
     """gdb names the REX prefix when one of its bits (or the whole byte) changes nothing: decoded with
     that bit cleared, the instruction reads the same."""
     rex = raw[rex_at]
@@ -425,7 +428,7 @@ def _plain_engine() -> capstone.Cs:
     return _plain
 
 
-def _immediate(ci, op, name: str) -> str:
+def _immediate(ci: Any, op: Any, name: str) -> str:
     size = op.size or 8
     if name in ("enter", "ret", "lret", "lretq", "int", "in", "out") or name.rstrip("bwlq") in _SHIFTS:
         size = ci.imm_size or 1  # counts and ports are printed at their own width
@@ -433,7 +436,7 @@ def _immediate(ci, op, name: str) -> str:
 
 
 def _prefix_words(
-    prefixes: list[int], rex: int, cap_prefixes: list[str], segment_used: bool, name: str, ci
+    prefixes: list[int], rex: int, cap_prefixes: list[str], segment_used: bool, name: str, ci: Any
 ) -> list[str]:
     """The prefix words gdb prints before the mnemonic."""
     words: list[str] = []
@@ -468,7 +471,9 @@ def _string_base(name: str) -> str | None:
     return None
 
 
-def _string_instruction(ci, raw, prefixes, rex, base, operands, cap_prefixes) -> Instruction:
+def _string_instruction(
+    ci: Any, raw: bytes, prefixes: list[int], rex: int, base: str, operands: list[Any], cap_prefixes: Any
+) -> Instruction:
     mem = [op for op in operands if op.type == _OP_MEM]
     size = mem[0].size if mem else (operands[0].size if operands else 1)
     reg = {1: "%al", 2: "%ax", 4: "%eax", 8: "%rax"}[size]
@@ -504,7 +509,7 @@ _GPR32 = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"] + [f"r{i}d" fo
 _GPR64 = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"] + [f"r{i}" for i in range(8, 16)]
 
 
-def _ud1(code: bytes, offset: int, address: int, ci) -> Instruction | None:
+def _ud1(code: bytes, offset: int, address: int, ci: Any) -> Instruction | None:
     """ud1 with its ModRM operand: gdb prints `ud1 %r/m,%reg` (the kernel's `ud1 %esp,%ecx` is 0f b9 cc)."""
     opcode_len = ci.size
     prefixes, rex = _prefix_bytes(bytes(ci.bytes))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kcrash.arch import x86_64_att as att
 from kcrash.commands import Argument, CommandFailed, KcrashError, Option, command
@@ -13,6 +14,9 @@ from kcrash.errors import MemoryReadError
 from kcrash.kernel import disasm
 from kcrash.kernel import modules as kmod
 from kcrash.records import hex_field
+
+if TYPE_CHECKING:
+    from kcrash.debuginfo.symbols import SymbolTable
 
 HELP = """
 NAME
@@ -124,7 +128,7 @@ def function_end(k, sym, address: int) -> int:
         end = disasm.gdb_symbols(k).function_end(address)
         if end is not None:
             return end
-        table = kmod.kernel_symbols(k).table
+        table: SymbolTable | None = kmod.kernel_symbols(k).table
         limit = address + 1
     else:
         mod = kmod.find_module(k, sym.module)
@@ -262,7 +266,7 @@ def dis_command(ctx, args):
             continue
         if limit is not None and shown >= limit:
             return
-        if limit is None and stop_at is None and insn.address >= end:
+        if limit is None and stop_at is None and end is not None and insn.address >= end:
             return
         ctx.emit(printer.line(insn))
         shown += 1

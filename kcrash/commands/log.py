@@ -208,12 +208,12 @@ def _safe_buffer_lines(buffers, show_header: bool, text_only: bool, level: bool)
 def log_command(ctx, args):
     k = ctx.kernel
     if args.a:
-        records = audit_records(k)
-        if not records:
+        audit = audit_records(k)
+        if not audit:
             ctx.print("log: kernel audit log is empty")
             return
-        for rec in records:
-            ctx.print(f"type={rec.type} {printable(rec.text)}")
+        for entry in audit:
+            ctx.print(f"type={entry.type} {printable(entry.text)}")
         return
     if args.s:
         _print_safe_buffers(ctx, show_header=True, args=args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 from kcrash.commands import Argument, KcrashError, Option, command
 from kcrash.commands._crashtext import format_jiffies, format_nanoseconds, task_header
@@ -445,7 +446,7 @@ class _Ps:
 
     def times_selection(self, t: TaskInfo | None) -> list[TaskInfo]:
         a = self.args
-        out = []
+        out: list[TaskInfo] = []
         for task in [t] if t is not None else self.table.tasks:
             if a.u and self.kthread(task):
                 continue
@@ -455,9 +456,10 @@ class _Ps:
                 if task.pid != task.tgid:
                     if t is None:
                         continue
-                    task = self.table.leader(task.tgid)
-                    if task is None:
+                    leader = self.table.leader(task.tgid)
+                    if leader is None:
                         return out
+                    task = leader
                 if task.address in self.group_seen:
                     return out
                 self.group_seen.add(task.address)
@@ -586,7 +588,7 @@ def ps_command(ctx, args):
     if args.C is not None:
         ctx.warn("-C option is not applicable with specified tasks")
     quoted = _quoted_words(args.raw)
-    selectors: list[tuple[str, object]] = []
+    selectors: list[tuple[str, Any]] = []
     for word in args.task:
         if word in quoted:
             try:

@@ -351,8 +351,10 @@ def rd_command(ctx, args):
     if word.startswith("("):
         address = eval_expression(k, word)
     else:
-        address = parse_hex(word)
-        if address is None:
+        parsed = parse_hex(word)
+        if parsed is not None:
+            address = parsed
+        else:
             sym = kmod.lookup_any(k, word)
             if sym is None:
                 if any(c in word for c in "+-"):

@@ -53,7 +53,10 @@ def _resolve(ref: Type | Callable[[], Type] | None) -> Type | None:
 class _LazyTarget:
     """Mixin for records whose `type` is resolved on first access."""
 
-    __slots__ = ()
+    __slots__ = ("_type",)
+
+    def __init__(self, type: Type | Callable[[], Type]) -> None:
+        self._type = type
 
     @property
     def type(self) -> Type:
@@ -67,7 +70,7 @@ class _LazyTarget:
 class Member(_LazyTarget):
     """A struct/union member; `bit_offset` from the start of the enclosing aggregate."""
 
-    __slots__ = ("name", "_type", "bit_offset", "bit_size")
+    __slots__ = ("name", "bit_offset", "bit_size")
 
     def __init__(
         self,
@@ -76,8 +79,8 @@ class Member(_LazyTarget):
         bit_offset: int,
         bit_size: int = 0,
     ) -> None:
+        super().__init__(type)
         self.name = name
-        self._type = type
         self.bit_offset = bit_offset
         self.bit_size = bit_size
 
@@ -90,11 +93,11 @@ class Member(_LazyTarget):
 
 
 class Parameter(_LazyTarget):
-    __slots__ = ("name", "_type")
+    __slots__ = ("name",)
 
     def __init__(self, name: str | None, type: Type | Callable[[], Type]) -> None:
+        super().__init__(type)
         self.name = name
-        self._type = type
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +344,8 @@ def declaration(t: Type, inner: str = "") -> str:
         if inner.startswith("*"):
             inner = f"({inner})"
         ret = t._target
-        ret_type = _resolve(ret) if ret is not None else Type(Kind.VOID)
+        ret_type = _resolve(ret) if ret is not None else None
+        ret_type = ret_type if ret_type is not None else Type(Kind.VOID)
         return declaration(ret_type, f"{inner}({params})")
     base = _base_name(t)
     if quals:

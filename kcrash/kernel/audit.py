@@ -30,6 +30,7 @@ _NLMSG_HDRLEN = 16  # struct nlmsghdr, aligned to NLMSG_ALIGNTO (4)
 def audit_records(k: Kernel) -> list[AuditRecord]:
     """Audit messages kauditd had not delivered: the hold, retry and main queues (audit_skb_* before
     4.11), oldest queue first."""
+    queues: tuple[str, ...]
     if k.symbols.lookup("audit_skb_queue") is not None:
         queues = ("audit_skb_hold_queue", "audit_skb_queue")
     elif k.symbols.lookup("audit_queue") is not None:

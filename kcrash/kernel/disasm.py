@@ -13,6 +13,7 @@ from kcrash.debuginfo import cache
 from kcrash.kernel.modules import module_at, resolve_any
 
 if TYPE_CHECKING:
+    from kcrash.debuginfo.elffile import ElfImage
     from kcrash.program import Kernel
 
 __all__ = ["GdbSymbols", "gdb_symbols"]
@@ -20,7 +21,7 @@ __all__ = ["GdbSymbols", "gdb_symbols"]
 _START_KERNEL_MAP = 0xFFFFFFFF80000000
 _CACHE_NAME = "gdb-msymbols"
 _CACHE_VERSION = 2
-_gdb_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_gdb_tables: weakref.WeakKeyDictionary[Kernel, GdbSymbols] = weakref.WeakKeyDictionary()
 
 
 class GdbSymbols:
@@ -44,7 +45,9 @@ class GdbSymbols:
             raw = _read_msymbols(k.elf)
             if bid:
                 cache.store(bid, _CACHE_NAME, _CACHE_VERSION, raw)
-        link, self.sizes, self.shndx = raw
+        link, sizes, shndx = raw
+        self.sizes: list[int] = sizes
+        self.shndx: list[int] = shndx
         off = k.kaslr_offset
         self.addresses = [a + off for a in link]
         self.sections = sorted(
@@ -122,12 +125,11 @@ def gdb_symbols(k: Kernel) -> GdbSymbols:
     return found
 
 
-def _read_msymbols(elf) -> tuple[list[int], list[int], list[int]]:
+def _read_msymbols(elf: ElfImage) -> tuple[list[int], list[int], list[int]]:
     """Link-time (addresses, sizes, section indexes) of gdb's minimal symbols, sorted by address."""
-    symtab = elf.section(".symtab")
-    if symtab is None:
-        return [], [], []
     data = elf.section_data(".symtab")
+    if data is None:
+        return [], [], []
     rows = []
     for name_off, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", data):
         if info & 0xF in (3, 4) or shndx in (0, 0xFFF1) or shndx >= 0xFF00 or name_off == 0:

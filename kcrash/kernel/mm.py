@@ -56,7 +56,10 @@ class _MmLayout:
     def __init__(self, k: Kernel) -> None:
         t = k.type("struct mm_struct")
         self.size = t.sizeof()
-        off = lambda path: _offset(k, "struct mm_struct", path)  # noqa: E731
+
+        def off(path: str) -> int | None:
+            return _offset(k, "struct mm_struct", path)
+
         self.total_vm = off("total_vm")
         self.pgd = off("pgd")
         self.arg_start, self.arg_end = off("arg_start"), off("arg_end")
@@ -75,7 +78,7 @@ class _MmLayout:
                 self.pc_count = _offset(k, "struct percpu_counter", "count") or 0
                 self.pc_counters = _offset(k, "struct percpu_counter", "counters") or 0
             else:
-                self.rss_stat += _offset(k, "struct mm_rss_stat", "count") or 0
+                self.rss_stat = (self.rss_stat or 0) + (_offset(k, "struct mm_rss_stat", "count") or 0)
         # The counters RSS adds up (crash's get_task_mem_usage): file, anon and, where the kernel has it,
         # shmem (a busybox initramfs's binaries are shmem pages). Their indices come from the enum.
         self.rss_counters = [
@@ -116,7 +119,7 @@ def _slong(buf: bytes, offset: int | None) -> int:
 
 def _percpu_counter_sum_positive(k: Kernel, address: int, lay: _MmLayout) -> int:
     """percpu_counter_sum_positive(): count plus every possible CPU's s32 delta, clamped at 0."""
-    total = struct.unpack("<q", k.read(address + lay.pc_count, 8))[0]
+    total = int.from_bytes(k.read(address + lay.pc_count, 8), "little", signed=True)
     counters = k.read_u64(address + lay.pc_counters)
     if counters:
         for cpu in possible_cpus(k):
@@ -213,6 +216,8 @@ _thread_rss_cache: weakref.WeakKeyDictionary[Kernel, dict[int, int]] = weakref.W
 def _thread_rss(k: Kernel, table: TaskTable, tgid: int, lay: _MmLayout) -> int:
     """SPLIT_RSS_COUNTING: the per-thread file, anon and shmem deltas of every thread in `tgid` (positive
     ones)."""
+    if lay.task_rss_stat is None:
+        return 0
     cache = _thread_rss_cache.setdefault(k, {})
     hit = cache.get(tgid)
     if hit is not None:

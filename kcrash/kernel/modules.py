@@ -12,7 +12,7 @@ import bisect
 import struct
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kcrash.debuginfo import cache
 from kcrash.debuginfo.symbols import Symbol, SymbolTable
@@ -70,7 +70,7 @@ def strip_symbol_end(name: str) -> str:
 # --- the vmlinux table in crash's order --------------------------------------------------------------
 
 
-def _bfd_letter(info: int, shndx: int, sections: list) -> str:
+def _bfd_letter(info: int, shndx: int, sections: list[Any]) -> str:
     """nm's (bfd's) type letter of an ELF symbol."""
     bind = info >> 4
     if shndx == SHN_ABS:
@@ -126,6 +126,8 @@ def _read_crash_rows(elf: ElfImage) -> tuple[list[int], list[str], str, list[int
     if symtab is None:
         return [], [], "", []
     data = elf.section_data(".symtab")
+    if data is None:
+        return [], [], "", []
     strsec = elf.sections[symtab.link]
     strtab = bytes(elf.data[strsec.offset : strsec.offset + strsec.size])
     sections = elf.sections
@@ -189,13 +191,13 @@ class KernelSymbols:
             self._repeated = repeated
         indexes = self._repeated.get(name)
         if indexes is None:
-            i = self.table.by_name.get(name)
-            return [] if i is None else [self.table.at(i)]
+            only = self.table.by_name.get(name)
+            return [] if only is None else [self.table.at(only)]
         return [self.table.at(i) for i in indexes]
 
 
-_kernel_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_module_lists: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_kernel_tables: weakref.WeakKeyDictionary[Kernel, KernelSymbols] = weakref.WeakKeyDictionary()
+_module_lists: weakref.WeakKeyDictionary[Kernel, list[Module]] = weakref.WeakKeyDictionary()
 
 
 def kernel_symbols(k: Kernel) -> KernelSymbols:
@@ -333,8 +335,8 @@ def _read_module(k: Kernel, mod: Object) -> Module:
         core = mod.member("core_layout") if t.find_member("core_layout") else None
         if core is not None:
             base, size, text_size = _int(core, "base"), _int(core, "size"), _int(core, "text_size")
-            init = mod.member("init_layout")
-            init_base, init_size = _int(init, "base"), _int(init, "size")
+            init_layout = mod.member("init_layout")
+            init_base, init_size = _int(init_layout, "base"), _int(init_layout, "size")
         else:  # before 4.5: module_core / core_size / core_text_size
             base, size = _int(mod, "module_core"), _int(mod, "core_size")
             text_size = _int(mod, "core_text_size")
@@ -346,7 +348,7 @@ def _read_module(k: Kernel, mod: Object) -> Module:
     percpu = _int(mod, "percpu") if t.find_member("percpu") else 0
     percpu_size = _int(mod, "percpu_size") if t.find_member("percpu_size") else 0
     return Module(
-        address=mod.address,
+        address=mod.require_address(),
         name=name,
         base=base,
         size=size,

@@ -15,6 +15,7 @@ from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.records import json_dec
 
 if TYPE_CHECKING:
+    from kcrash.debuginfo.types import Type
     from kcrash.program import Kernel
 
 __all__ = [
@@ -109,7 +110,7 @@ class _Layout:
         self.k = k
         self.info: dict[str, str] = getattr(k, "vmcoreinfo", None) or {}
 
-    def _struct(self, name: str):
+    def _struct(self, name: str) -> Type | None:
         try:
             return self.k.find_type(f"struct {name}")
         except KcrashError:
@@ -137,7 +138,7 @@ class _Layout:
         if hit is None:
             return None
         try:
-            return hit[0].type.sizeof()
+            return int(hit[0].type.sizeof())
         except (AttributeError, KcrashError):
             return None
 
@@ -148,7 +149,7 @@ class _Layout:
         t = self._struct(name)
         if t is None:
             raise LogLayoutError(f"cannot find the size of {name}")
-        return t.sizeof()
+        return int(t.sizeof())
 
     def length(self, name: str, default: int) -> int:
         v = self.info.get(f"LENGTH({name})")
@@ -162,6 +163,12 @@ class _Layout:
         sym = symbols.lookup(name) if symbols is not None else None
         return sym.address if sym else None
 
+    def required_symbol(self, name: str) -> int:
+        address = self.symbol(name)
+        if address is None:
+            raise LogLayoutError(f"this kernel has no {name} symbol")
+        return address
+
     def symbol_size(self, name: str) -> int | None:
         symbols = getattr(self.k, "symbols", None)
         sym = symbols.lookup(name) if symbols is not None else None
@@ -169,11 +176,11 @@ class _Layout:
 
 
 def _u64(k: Kernel, addr: int) -> int:
-    return struct.unpack("<Q", k.read(addr, 8))[0]
+    return int.from_bytes(k.read(addr, 8), "little")
 
 
 def _u32(k: Kernel, addr: int) -> int:
-    return struct.unpack("<I", k.read(addr, 4))[0]
+    return int.from_bytes(k.read(addr, 4), "little")
 
 
 def log_format(k: Kernel) -> str:
@@ -256,7 +263,7 @@ class LocklessLayout:
 
 
 def _lockless_records(k: Kernel, lay: _Layout) -> list[LogRecord]:
-    prb = _u64(k, lay.symbol("prb"))
+    prb = _u64(k, lay.required_symbol("prb"))
     desc_ring = prb + lay.offset("printk_ringbuffer", "desc_ring")
     data_ring = prb + lay.offset("printk_ringbuffer", "text_data_ring")
     counter = lay.offset("atomic_long_t", "counter") if lay.has("atomic_long_t", "counter") else 0
@@ -433,10 +440,10 @@ def _structured_layout(k: Kernel, lay: _Layout) -> StructuredLayout:
 
 def _structured_records(k: Kernel, lay: _Layout) -> list[LogRecord]:
     layout = _structured_layout(k, lay)
-    buf = _u64(k, lay.symbol("log_buf"))
-    buf_len = _u32(k, lay.symbol("log_buf_len"))
-    first_idx = _u32(k, lay.symbol("log_first_idx"))
-    next_idx = _u32(k, lay.symbol("log_next_idx"))
+    buf = _u64(k, lay.required_symbol("log_buf"))
+    buf_len = _u32(k, lay.required_symbol("log_buf_len"))
+    first_idx = _u32(k, lay.required_symbol("log_first_idx"))
+    next_idx = _u32(k, lay.required_symbol("log_next_idx"))
     first_seq_sym = lay.symbol("log_first_seq")
     first_seq = _u64(k, first_seq_sym) if first_seq_sym is not None else 0
     if not 0 < buf_len <= 1 << 31:
@@ -463,7 +470,7 @@ def parse_structured(
     def length_at(pos: int) -> int:
         if pos + hdr > size:
             return 0
-        return struct.unpack_from("<H", blob, pos + lay.len)[0]
+        return int(struct.unpack_from("<H", blob, pos + lay.len)[0])
 
     while idx != next_idx:
         ptr = idx if length_at(idx) else 0

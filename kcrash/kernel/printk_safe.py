@@ -45,9 +45,9 @@ def safe_buffers(k: Kernel, cpus: int | None = None) -> list[SafeBuffer] | None:
     buf_size = buf_hit[0].type.sizeof()
     out = []
     for name in names:
-        sym = k.symbols.lookup(name)
+        address = k.address_of(name)
         for cpu in range(cpus):
-            base = k.per_cpu_address(sym.address, cpu)
+            base = k.per_cpu_address(address, cpu)
             length = struct.unpack("<i", k.read(base + len_hit[1] // 8, 4))[0]
             lost = struct.unpack("<i", k.read(base + lost_hit[1] // 8, 4))[0]
             data = k.read(base + buf_hit[1] // 8, buf_size) if length > 0 else b""

@@ -138,7 +138,7 @@ def _cpu_stacks(k: Kernel) -> tuple[StackRange, ...]:
             for m in stype.members:
                 if m.name and m.name.endswith("_stack") and not m.name.endswith("_guard"):
                     key = m.name[: -len("_stack")]
-                    start = estacks.address + m.offset
+                    start = estacks.require_address() + m.offset
                     name = _EXCEPTION_STACK_NAMES.get(key, key)
                     out.append(StackRange(start, start + m.type.sizeof(), f"{name} exception stack", cpu))
         except (KcrashError, MemoryReadError):
@@ -188,7 +188,7 @@ def task_start_registers(k: Kernel, task: Object) -> tuple[dict[str, int], int |
     cpu = active_task_cpu(k, task)
     if cpu is not None:
         saved = cpu_registers(k, cpu)
-        if saved is not None and saved["rip"] >= 0xFFFFFFFF80000000 and not saved.get("cs", 0x10) & 3:
+        if saved is not None and saved["rip"] >= 0xFFFFFFFF80000000 and not saved.values.get("cs", 0x10) & 3:
             return dict(saved.values), None, saved.source
     # A task switched out by the scheduler: thread.sp points at its struct inactive_task_frame.
     sp = int(task.thread.sp)
@@ -294,7 +294,7 @@ def _calls_after_saved_registers(
         if found is None:
             break
         deeper.append(found)
-        target = found.slot
+        target = slot
     if not deeper:
         return frames
     deeper.reverse()

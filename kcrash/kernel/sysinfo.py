@@ -9,11 +9,11 @@ VMCOREINFO and the symbol table when that is enough, so most of it works without
 from __future__ import annotations
 
 import struct
-import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import lru_cache
+from typing import TYPE_CHECKING, TypeVar
 
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import cpu_count
@@ -44,15 +44,6 @@ UTS_LEN = 65
 _UTS_FIELDS = ("sysname", "nodename", "release", "version", "machine", "domainname")
 T = TypeVar("T")
 
-_caches: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-def _cache(k: Kernel) -> dict[str, Any]:
-    try:
-        return _caches.setdefault(k, {})
-    except TypeError:  # an object that cannot be weakly referenced: no caching
-        return {}
-
 
 def _sym(k: Kernel, name: str) -> int | None:
     sym = k.symbols.lookup(name)
@@ -79,26 +70,25 @@ def _vmcoreinfo_symbol(k: Kernel, name: str) -> int | None:
 # --- identity ---------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=8)
 def utsname(k: Kernel) -> dict[str, str]:
     """init_uts_ns.name: sysname, nodename, release, version, machine, domainname."""
-    c = _cache(k)
-    if "uts" in c:
-        return c["uts"]
     base = _vmcoreinfo_symbol(k, "init_uts_ns")
     if base is None:
         raise KcrashError("cannot access utsname information (no init_uts_ns)")
-    off = k.vmcoreinfo.get("OFFSET(uts_namespace.name)")
-    if off is None:
+    text = k.vmcoreinfo.get("OFFSET(uts_namespace.name)")
+    if text is not None:
+        off = int(text)
+    else:
         t = k.find_type("struct uts_namespace")
         hit = t.find_member("name") if t is not None else None
         # Before the kref was dropped (and in old kernels) name followed an int-sized counter.
         off = hit[1] // 8 if hit is not None else 4
-    raw = k.read(base + int(off), UTS_LEN * len(_UTS_FIELDS))
+    raw = k.read(base + off, UTS_LEN * len(_UTS_FIELDS))
     uts = {
         name: raw[i * UTS_LEN : (i + 1) * UTS_LEN].split(b"\0", 1)[0].decode("utf-8", "replace")
         for i, name in enumerate(_UTS_FIELDS)
     }
-    c["uts"] = uts
     return uts
 
 
@@ -145,11 +135,9 @@ def _node_present_offset(k: Kernel) -> int | None:
     return int(start) + 8 if start is not None else None
 
 
+@lru_cache(maxsize=8)
 def memory_size(k: Kernel) -> int:
     """Bytes of memory as crash counts them: the present pages of every online node."""
-    c = _cache(k)
-    if "memory" in c:
-        return c["memory"]
     page_size = int(k.vmcoreinfo.get("PAGESIZE", "4096"))
     present = _node_present_offset(k)
     if present is None:
@@ -165,9 +153,7 @@ def memory_size(k: Kernel) -> int:
         contig = _vmcoreinfo_symbol(k, "contig_page_data")
         if contig is not None:
             pgdats = [contig]
-    total = sum(struct.unpack("<Q", k.read(p + present, 8))[0] for p in pgdats) * page_size
-    c["memory"] = total
-    return total
+    return sum(k.read_u64(p + present) for p in pgdats) * page_size
 
 
 def _sym_size(k: Kernel, name: str) -> int | None:
@@ -348,7 +334,7 @@ def dmi_strings(k: Kernel) -> list[tuple[str, str]]:
     enum = k.find_type("enum dmi_field")
     names: dict[int, str] = {}
     if enum is not None and enum.strip().enumerators:
-        for e in enum.strip().enumerators:
+        for e in enum.strip().enumerators or ():
             if e.value >= length:
                 break
             names.setdefault(e.value, e.name)

@@ -140,7 +140,7 @@ def _discover_tasks(k: Kernel) -> tuple[dict[int, bytes], dict[int, str]]:
     queue: list[tuple[int, tuple[int, int] | None]] = []
     # The running tasks are reachable even where a filter dropped every task linked to them.
     running = list(current_tasks(k, possible_cpus(k)))
-    seeds = [idle.address for idle in idle_tasks(k)] + [k.address_of("init_task")] + running
+    seeds = [idle.require_address() for idle in idle_tasks(k)] + [k.address_of("init_task")] + running
     seeds += pid_namespace_tasks(k)
     queue.extend((address, None) for address in reversed(seeds))
     u64 = struct.Struct("<Q").unpack_from
@@ -300,7 +300,7 @@ class _TaskLayout:
         f = self.fields[name]
         if f is None:
             return 0
-        return struct.unpack_from("<" + f[1], buf, f[0])[0]
+        return int(struct.unpack_from("<" + f[1], buf, f[0])[0])
 
 
 @lru_cache(maxsize=8)
@@ -545,7 +545,8 @@ def task_run_time(k: Kernel, task: TaskInfo, now: int | None = None) -> int:
         if now is None:
             raise KcrashError("cannot determine the uptime: no jiffies_64 in the dump")
     hz = kernel_hz(k)
-    if _layout(k).fields["start_time"] is not None and _layout(k).fields["start_time"][1] in ("Q", "q"):
+    start_field = _layout(k).fields["start_time"]
+    if start_field is not None and start_field[1] in ("Q", "q"):
         start = task.start_time // 1_000_000_000 * hz
         return 0 if start > now else now - start
     return (now - task.start_time) & _MASK64

@@ -219,6 +219,7 @@ def _convert(opt_or_arg: Option | Argument, value: str, what: str) -> Any:
 def parse_arguments(spec: CommandSpec, argv: list[str], raw: str = "", suffix: str | None = None) -> Args:
     """Parse `argv` against `spec` (permuting like GNU getopt) into an Args."""
     args = Args(list(argv), raw, suffix)
+    opt: Option | None
     for opt in spec.options:
         value = opt.default
         setattr(args, opt.dest, list(value) if isinstance(value, list) else value)

@@ -29,7 +29,7 @@ def load_env_plugins(registry: Registry, value: str | None = None) -> list[str]:
 
 def rc_files() -> list[str]:
     """~/.kcrashrc then ./.kcrashrc (once if they are the same file), as crash reads its .crashrc."""
-    files = []
+    files: list[str] = []
     home = os.path.join(os.path.expanduser("~"), RC_NAME)
     local = os.path.abspath(RC_NAME)
     for path in (home, local):

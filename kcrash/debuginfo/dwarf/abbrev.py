@@ -83,7 +83,7 @@ TAG_SLOTS = {
 #  0 slot     1 fixed size or -1     2 skip ops ((advance, kind), ...)     3 tail advance
 #  4 has children     5 sibling position (-1 none, -2 not at a fixed position)     6 sibling form
 #  7 name position (same codes)     8 name form     9 tag     10 attrs ((attr, form, implicit), ...)
-Abbrev = tuple
+Abbrev = tuple[Any, ...]
 
 
 def _compile_abbrev(
@@ -139,7 +139,7 @@ def _decode_abbrev_body(body: bytes) -> tuple[int, bool, tuple[tuple[int, int, i
     tag, pos = uleb128(body, 0)
     children = body[pos] == 1
     pos += 1
-    attrs = []
+    attrs: list[tuple[int, int, int]] = []
     while True:
         at, pos = uleb128(body, pos)
         form, pos = uleb128(body, pos)

@@ -84,7 +84,7 @@ def _scan(dwarf: Sections) -> dict[str, Any]:
         pending: list[tuple[int, int]] = []  # (DIE offset, slot or parent enum) for the generic path
         try:
             code, pos = uleb128(mm, pos)
-            ab = table[code]
+            ab: Any = table[code]  # None for a bad code: the TypeError is caught below
             if ab is None:
                 raise IndexError
             pos = pos + ab[1] if ab[1] >= 0 else skip_attributes(mm, pos, ab[2], ab[3], addr_size)

@@ -365,7 +365,7 @@ class Reader:
         for _ in range(8):
             name = die.attrs.get(AT_name)
             if name is not None:
-                return name
+                return str(name)
             ref = die.attrs.get(AT_specification) or die.attrs.get(AT_abstract_origin)
             if not ref:
                 return None

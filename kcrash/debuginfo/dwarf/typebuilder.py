@@ -77,7 +77,7 @@ def _member_location(die: Die) -> int:
         if loc and loc[0] == OP_plus_uconst:
             return uleb128(loc, 1)[0]
         return 0
-    return loc
+    return int(loc)
 
 
 class TypeBuilder:
