@@ -10,7 +10,6 @@ from kcrash.commands._crashtext import task_header
 from kcrash.errors import MemoryReadError
 from kcrash.kernel.cpus import active_cpus, cpu_curr, parse_cpu_spec
 from kcrash.kernel.modules import resolve_any
-from kcrash.kernel.panic import default_task as panic_default_task
 from kcrash.kernel.stack import Backtrace, backtrace
 from kcrash.kernel.tasks import resolve_task, task_comm, task_pid
 from kcrash.records import hex_field
@@ -82,13 +81,6 @@ class BacktraceRecord:
     cpu: int = 0
     command: str = ""
     frames: list[FrameRecord] = field(default_factory=list)
-
-
-def default_task(ctx):
-    """The current context task (crash's `set`), else the task that panicked, else CPU 0's task."""
-    if ctx.task is not None:
-        return ctx.task
-    return panic_default_task(ctx.kernel)
 
 
 def _resolve_text(k, address: int):
@@ -232,7 +224,7 @@ def bt_command(ctx, args) -> None:
     elif args.task:
         targets = [resolve_task(k, word) for word in args.task]
     else:
-        targets = [default_task(ctx)]
+        targets = [ctx.context_task]
     for n, task in enumerate(targets):
         rec, bt = build_record(k, task, args.l)
         text = render(rec, k, args)

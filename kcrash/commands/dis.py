@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from kcrash.arch import x86_64_att as att
 from kcrash.commands import Argument, CommandFailed, KcrashError, Option, command
-from kcrash.commands.rd import Reader, current_task, eval_expression, parse_count, task_pgd
+from kcrash.commands.rd import Reader, eval_expression, parse_count, task_pgd
 from kcrash.commands.sym import line_text, not_found_lines, parse_hex, symbol_record
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import disasm
@@ -309,4 +309,4 @@ def _raw(ctx, address: int, count: int, pgd: int | None) -> None:
 
 def _user(ctx, address: int, count: int) -> None:
     k = ctx.kernel
-    _raw(ctx, address, count, task_pgd(k, current_task(ctx)))
+    _raw(ctx, address, count, task_pgd(k, ctx.context_task))

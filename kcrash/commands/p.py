@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 
 from kcrash.commands import Argument, KcrashError, Option, UsageError, command
-from kcrash.commands.bt import default_task
 from kcrash.errors import MemoryReadError
 from kcrash.expr.crashfmt import p_leader, whatis_variable
 from kcrash.expr.errors import ExprError, Unsupported
@@ -87,7 +86,7 @@ def gdb_fallback(ctx, text: str, why: Exception, fmt: str | None = None, radix: 
 
 def _context_task(ctx):
     try:
-        return default_task(ctx)
+        return ctx.context_task
     except Exception:  # noqa: BLE001 - registers are a bonus for gdb; expressions work without them
         return None
 

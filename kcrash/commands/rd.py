@@ -9,7 +9,6 @@ from kcrash.commands import Argument, KcrashError, Option, UsageError, command
 from kcrash.commands.sym import not_found_lines, parse_hex
 from kcrash.errors import FaultError, MemoryReadError, PageExcludedError, PageNotInDumpError
 from kcrash.kernel import modules as kmod
-from kcrash.kernel.panic import panic_task
 from kcrash.records import hex_field
 
 HELP = """
@@ -183,16 +182,6 @@ def task_pgd(k, task) -> int:
         raise KcrashError("the current context task has no user address space")
     pgd = int(k.object_at("struct mm_struct", mm).member("pgd"))
     return k.vtop(pgd)
-
-
-def current_task(ctx):
-    """The current context task (`set`), else the task that panicked."""
-    if ctx.task is not None:
-        return ctx.task
-    task = panic_task(ctx.kernel)
-    if task is None:
-        raise KcrashError("no current context task (the dump has no panic task; use `set`)")
-    return task
 
 
 class Reader:
@@ -387,7 +376,7 @@ def rd_command(ctx, args):
     if args.p:
         reader = Reader(k, "PHYSADDR")
     elif args.u or not is_kvaddr(k, address):
-        reader = Reader(k, "UVADDR", task_pgd(k, current_task(ctx)))
+        reader = Reader(k, "UVADDR", task_pgd(k, ctx.context_task))
     else:
         reader = Reader(k, "KVADDR")
 

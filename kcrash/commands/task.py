@@ -83,13 +83,12 @@ def context_text(rec: ContextRecord) -> str:
     return "\n".join(context_lines(rec))
 
 
-def current_task_info(ctx) -> TaskInfo | None:
-    """The context task (set by `set`), else the panic task."""
+def current_task_info(ctx) -> TaskInfo:
+    """The context task's table entry (ctx.context_task: the task `set` chose, else the panic task)."""
     k = ctx.kernel
-    if ctx.task is not None:
-        info = th.task_table(k).get(ctx.task.address)
-        return info if info is not None else th.read_task(k, ctx.task.address)
-    return panic_task_info(k)
+    address = ctx.context_task.address
+    info = th.task_table(k).get(address)
+    return info if info is not None else th.read_task(k, address)
 
 
 def _show(ctx, task: TaskInfo) -> None:
@@ -166,10 +165,7 @@ def set_context_hook(ctx, words: list[str]) -> bool:
     if k is None or not hasattr(k, "read") or k.find_type("struct task_struct") is None:
         return False  # no dump with tasks behind this shell (a test double): leave `set` to the variables
     if not words:
-        task = current_task_info(ctx)
-        if task is None:
-            raise KcrashError("no panic task found!")
-        _show(ctx, task)
+        _show(ctx, current_task_info(ctx))
         return True
     first = words[0]
     if first.startswith("-c"):
@@ -260,10 +256,7 @@ def task_command(ctx, args):
             ctx.warn(f"invalid task, pid, or task_struct member: {word}")
             ctx.print("")
     if not targets and not bogus:
-        current = current_task_info(ctx)
-        if current is None:
-            raise KcrashError("no current context task")
-        targets.append(current)
+        targets.append(current_task_info(ctx))
     flag = " -x" if args.x else " -d" if args.d else ""
     ti_type = k.find_type("struct thread_info")
     for task in targets:

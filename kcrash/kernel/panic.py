@@ -187,10 +187,10 @@ def panic_task_info(k: Kernel) -> TaskInfo | None:
 
 
 def default_task(k: Kernel) -> Object:
-    """The task a session starts in (crash's initial context): the panic task, else the task on the first
-    active CPU."""
+    """The task a session starts in (crash's initial context, get_panic_context()): the panic task, else
+    the first task of crash's task table (CPU 0's idle task)."""
     task = panic_task(k)
-    return task if task is not None else cpu_curr(k, active_cpus(k)[0])
+    return task if task is not None else task_table(k).tasks[0].object(k)
 
 
 def task_activity(k: Kernel, address: int) -> str | None:
