@@ -5,11 +5,12 @@ This is the public API that helpers, commands and plugins use.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kcrash.arch.x86_64 import (
     NT_PRSTATUS,
@@ -38,10 +39,37 @@ if TYPE_CHECKING:
     from kcrash.memory.base import PhysicalMemory
     from kcrash.objects import Object
 
-__all__ = ["Kernel", "parse_vmcoreinfo", "open_kernel", "identify"]
+__all__ = ["Kernel", "parse_vmcoreinfo", "open_kernel", "identify", "per_kernel"]
 
 ELF_MAGIC = b"\x7fELF"
 ET_EXEC, ET_CORE = 2, 4
+
+
+_T = TypeVar("_T")
+
+
+class HasCache(Protocol):
+    @property
+    def cache(self) -> dict[str, Any]: ...
+
+
+_K = TypeVar("_K", bound=HasCache)
+
+
+def per_kernel(fn: Callable[[_K], _T]) -> Callable[[_K], _T]:
+    """Cache a helper's answer in the Kernel it was computed from (`Kernel.cache`, as drgn's prog.cache):
+    each dump keeps its own, and they go when it is closed and dropped."""
+    key = f"{fn.__module__}.{fn.__qualname__}"
+
+    @functools.wraps(fn)
+    def cached(k: _K) -> _T:
+        try:
+            return k.cache[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = k.cache[key] = fn(k)
+            return value
+
+    return cached
 
 
 def parse_vmcoreinfo(text: str | None) -> dict[str, str]:
@@ -95,6 +123,8 @@ class Kernel:
         self.vmlinux_path = vmlinux
         self.dump_path = dump
         self.warnings: list[str] = []
+        # What helpers derive from this dump, by helper (see per_kernel): a dump does not change.
+        self.cache: dict[str, Any] = {}
         self.elf = ElfImage(vmlinux)
         if self.elf.e_type != ET_EXEC:
             raise DebugInfoError(vmlinux, "not a kernel image (ELF type is not EXEC)")

@@ -38,6 +38,7 @@ from kcrash.kernel.printk import (
 class FakeKernel:
     def __init__(self, vmcoreinfo: dict[str, str], memory: dict[int, bytes], symbols=()) -> None:
         self.vmcoreinfo = vmcoreinfo
+        self.cache: dict = {}  # Kernel.cache: what the helpers derived from this dump
         self.memory_regions = sorted(memory.items())
         self.symbols = SymbolTable.from_symbols(list(symbols))
         self.memory = None

@@ -397,6 +397,7 @@ class _FakeKernel:
 
     def __init__(self, pages: dict[int, bytes], elf_pages: dict[int, bytes], fmt: str = "KDUMP"):
         self.pages = pages
+        self.cache: dict = {}  # Kernel.cache
         self.elf = _FakeElf(elf_pages)
         self.memory = type("M", (), {"format_name": fmt})()
         self.symbols = type("S", (), {"lookup": staticmethod(lambda name: None)})()

@@ -140,6 +140,7 @@ class FakeKernel:
 
     def __init__(self, tick_nsec: int, jiffies_64: int) -> None:
         self.symbols = FakeSymbols({"tick_nsec": 0x1000, "jiffies_64": 0x2000})
+        self.cache: dict = {}  # Kernel.cache
         self.memory = {0x1000: tick_nsec, 0x2000: jiffies_64}
 
     def read_u64(self, address: int) -> int:

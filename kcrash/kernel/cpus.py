@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import weakref
-from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
 from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.objects import Object
@@ -65,7 +64,7 @@ def active_cpus(k: Kernel) -> list[int]:
         return online_cpus(k)
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def cpu_count(k: Kernel) -> tuple[int, int]:
     """(CPUs, online CPUs) as crash counts them: CPUs whose per-cpu area was set up, in order (their
     per-cpu `cpu_number` equals their index), and of those the ones in the online mask."""
@@ -149,8 +148,11 @@ def parse_cpu_spec(text: str, ncpus: int) -> list[int]:
 
 # --- active tasks -------------------------------------------------------------------------------------
 
-# crash's `set -a` overrides, per kernel: CPU -> the task address made active there.
-_active_overrides: weakref.WeakKeyDictionary[Kernel, dict[int, int]] = weakref.WeakKeyDictionary()
+_OVERRIDES = "kcrash.kernel.cpus.active_overrides"  # crash's `set -a`: CPU -> the task made active there
+
+
+def _active_overrides(k: Kernel) -> dict[int, int]:
+    return k.cache.get(_OVERRIDES) or {}
 
 
 def current_tasks(k: Kernel, cpus: list[int]) -> dict[int, int]:
@@ -166,7 +168,7 @@ def current_tasks(k: Kernel, cpus: list[int]) -> dict[int, int]:
     return out
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def _dump_active_tasks(k: Kernel) -> dict[int, int]:
     return current_tasks(k, active_cpus(k))
 
@@ -177,7 +179,7 @@ def active_tasks(k: Kernel) -> dict[int, int]:
     Every present CPU counts, including one the panic took offline (its runqueue still names the task it
     was running, and crash marks that task active too). `set -a` overrides are applied on top.
     """
-    overrides = _active_overrides.get(k)
+    overrides = _active_overrides(k)
     if not overrides:
         return dict(_dump_active_tasks(k))
     current = {cpu: address for address, cpu in _dump_active_tasks(k).items()}
@@ -199,7 +201,7 @@ def active_task_cpu(k: Kernel, task: _HasAddress) -> int | None:
     """The CPU `task` was active on (honouring `set -a`), or None if it was not running."""
     if task.address is None:
         return None
-    overrides = _active_overrides.get(k)
+    overrides = _active_overrides(k)
     if not overrides:
         return _dump_active_tasks(k).get(task.address)
     return active_tasks(k).get(task.address)
@@ -207,9 +209,9 @@ def active_task_cpu(k: Kernel, task: _HasAddress) -> int | None:
 
 def mark_active(k: Kernel, cpu: int, address: int) -> None:
     """crash's `set -a`: treat the task at `address` as the task active on `cpu`."""
-    _active_overrides.setdefault(k, {})[cpu] = address
+    k.cache.setdefault(_OVERRIDES, {})[cpu] = address
 
 
 def clear_active_marks(k: Kernel) -> None:
     """Forget every `set -a` of this kernel."""
-    _active_overrides.pop(k, None)
+    k.cache.pop(_OVERRIDES, None)

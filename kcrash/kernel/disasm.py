@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import bisect
 import struct
-import weakref
 from typing import TYPE_CHECKING
 
 from kcrash.debuginfo import cache
 from kcrash.kernel.modules import module_at, resolve_any
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.debuginfo.elffile import ElfImage
@@ -21,7 +21,6 @@ __all__ = ["GdbSymbols", "gdb_symbols"]
 _START_KERNEL_MAP = 0xFFFFFFFF80000000
 _CACHE_NAME = "gdb-msymbols"
 _CACHE_VERSION = 2
-_gdb_tables: weakref.WeakKeyDictionary[Kernel, GdbSymbols] = weakref.WeakKeyDictionary()
 
 
 class GdbSymbols:
@@ -118,11 +117,9 @@ class GdbSymbols:
         return hi
 
 
+@per_kernel
 def gdb_symbols(k: Kernel) -> GdbSymbols:
-    found = _gdb_tables.get(k)
-    if found is None:
-        found = _gdb_tables[k] = GdbSymbols(k)
-    return found
+    return GdbSymbols(k)
 
 
 def _read_msymbols(elf: ElfImage) -> tuple[list[int], list[int], list[int]]:

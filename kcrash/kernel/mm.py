@@ -4,15 +4,14 @@ memory size %MEM is relative to, and reading a task's user memory (its argument 
 from __future__ import annotations
 
 import struct
-import weakref
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import possible_cpus
 from kcrash.kernel.task_state import task_states
 from kcrash.kernel.tasks import PF_EXITING, TaskInfo, TaskTable, is_kthread
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.program import Kernel
@@ -92,7 +91,7 @@ class _MmLayout:
             self.task_rss_stat += _offset(k, "struct task_rss_stat", "count") or 0
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def _mm_layout(k: Kernel) -> _MmLayout:
     return _MmLayout(k)
 
@@ -130,12 +129,9 @@ def _percpu_counter_sum_positive(k: Kernel, address: int, lay: _MmLayout) -> int
     return max(total, 0)
 
 
-_mm_cache: weakref.WeakKeyDictionary[Kernel, dict[int, MmInfo]] = weakref.WeakKeyDictionary()
-
-
 def mm_info(k: Kernel, address: int) -> MmInfo:
     """The ps-relevant parts of the mm_struct at `address` (cached: a dump does not change)."""
-    cache = _mm_cache.setdefault(k, {})
+    cache: dict[int, MmInfo] = k.cache.setdefault("kcrash.kernel.mm.mm_info", {})
     hit = cache.get(address)
     if hit is not None:
         return hit
@@ -166,7 +162,7 @@ def mm_info(k: Kernel, address: int) -> MmInfo:
     return info
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def total_pages(k: Kernel) -> int:
     """crash's vt->total_pages: the page frame number of high_memory (the end of the direct map's RAM),
     plus any highmem pages (none on 64-bit)."""
@@ -183,7 +179,7 @@ def total_pages(k: Kernel) -> int:
     return pages
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def totalram_pages(k: Kernel) -> int:
     """The kernel's count of RAM pages it manages (_totalram_pages, totalram_pages before 5.0)."""
     for name in ("_totalram_pages", "totalram_pages"):
@@ -210,7 +206,6 @@ class TaskMemUsage:
 
 
 _NO_USAGE = TaskMemUsage(0, 0, 0.0, 0)
-_thread_rss_cache: weakref.WeakKeyDictionary[Kernel, dict[int, int]] = weakref.WeakKeyDictionary()
 
 
 def _thread_rss(k: Kernel, table: TaskTable, tgid: int, lay: _MmLayout) -> int:
@@ -218,7 +213,7 @@ def _thread_rss(k: Kernel, table: TaskTable, tgid: int, lay: _MmLayout) -> int:
     ones)."""
     if lay.task_rss_stat is None:
         return 0
-    cache = _thread_rss_cache.setdefault(k, {})
+    cache: dict[int, int] = k.cache.setdefault("kcrash.kernel.mm._thread_rss", {})
     hit = cache.get(tgid)
     if hit is not None:
         return hit
@@ -253,7 +248,7 @@ def task_mem_usage(k: Kernel, table: TaskTable, task: TaskInfo) -> TaskMemUsage:
     return TaskMemUsage(rss, mm.total_vm, rss * 100 / _physmem_pages(k), task.mm)
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def _physmem_pages(k: Kernel) -> int:
     """crash divides by MIN(total_pages, num_physpages) where the old num_physpages variable exists."""
     pages = total_pages(k)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import struct
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from kcrash.debuginfo import cache
 from kcrash.debuginfo.symbols import Symbol, SymbolTable
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.objects import list_for_each_entry
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.debuginfo.elffile import ElfImage
@@ -196,15 +196,9 @@ class KernelSymbols:
         return [self.table.at(i) for i in indexes]
 
 
-_kernel_tables: weakref.WeakKeyDictionary[Kernel, KernelSymbols] = weakref.WeakKeyDictionary()
-_module_lists: weakref.WeakKeyDictionary[Kernel, list[Module]] = weakref.WeakKeyDictionary()
-
-
+@per_kernel
 def kernel_symbols(k: Kernel) -> KernelSymbols:
     """The vmlinux symbols as crash lists them (`sym -l`), relocated for KASLR; built once per kernel."""
-    found = _kernel_tables.get(k)
-    if found is not None:
-        return found
     bid = k.elf.build_id()
     raw = cache.load(bid, _CACHE_NAME, _CACHE_VERSION) if bid else None
     if raw is None:
@@ -230,7 +224,6 @@ def kernel_symbols(k: Kernel) -> KernelSymbols:
         return addresses[i] if i is not None else default
 
     result = KernelSymbols(table, first_text, code, at("_stext", first_text), at("_etext", 0))
-    _kernel_tables[k] = result
     return result
 
 
@@ -362,11 +355,9 @@ def _read_module(k: Kernel, mod: Object) -> Module:
     )
 
 
+@per_kernel
 def modules(k: Kernel) -> list[Module]:
     """The loaded modules, ordered by base address as crash keeps them (empty without a module list)."""
-    found = _module_lists.get(k)
-    if found is not None:
-        return found
     result: list[Module] = []
     head_sym = k.symbols.lookup("modules")
     mtype = k.find_type("struct module")
@@ -378,7 +369,6 @@ def modules(k: Kernel) -> list[Module]:
         except (KcrashError, MemoryReadError) as e:
             k.warnings.append(f"cannot read the module list: {e}")
     result.sort(key=lambda m: m.base)
-    _module_lists[k] = result
     return result
 
 

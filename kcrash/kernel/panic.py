@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kcrash.errors import KcrashError, MemoryReadError
@@ -13,6 +12,7 @@ from kcrash.kernel.cpus import active_cpus, active_tasks, cpu_curr, panic_cpu
 from kcrash.kernel.printk import log_records
 from kcrash.kernel.stack import backtrace
 from kcrash.kernel.tasks import TaskInfo, find_task, read_task, task_table
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.objects import Object
@@ -73,7 +73,7 @@ def _log_lines(k: Kernel) -> list[str]:
     return lines
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def panic_message(k: Kernel) -> tuple[str, bool]:
     """(message, sysrq): the log line crash reports as PANIC, and whether the crash was sysrq-triggered."""
     try:
@@ -114,7 +114,7 @@ def sysrq_crash(k: Kernel) -> bool:
 _CPU_PID_LINE = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: ")
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def panic_task(k: Kernel) -> Object | None:
     """The task that panicked: the current task of `panic_cpu` (set by panic() and crash_kexec()); else an
     active task whose stack holds the panic or kexec path; else the task the log's last "CPU: N PID: M

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 import struct
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.program import per_kernel
 from kcrash.records import json_dec
 
 if TYPE_CHECKING:
@@ -195,15 +195,9 @@ def log_format(k: Kernel) -> str:
     raise LogLayoutError("this kernel has no log buffer symbols (prb, log_buf)")
 
 
-_cache: weakref.WeakKeyDictionary[Any, list[LogRecord]] = weakref.WeakKeyDictionary()
-
-
+@per_kernel
 def log_records(k: Kernel) -> list[LogRecord]:
     """Every record still in the kernel log, oldest first (cached per Kernel: a dump does not change)."""
-    try:
-        return _cache[k]
-    except (KeyError, TypeError):
-        pass
     kind = log_format(k)
     lay = _Layout(k)
     if kind == "lockless":
@@ -212,10 +206,6 @@ def log_records(k: Kernel) -> list[LogRecord]:
         records = _structured_records(k, lay)
     else:
         records = plain_log(k).records
-    try:
-        _cache[k] = records
-    except TypeError:
-        pass
     return records
 
 

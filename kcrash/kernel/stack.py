@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kcrash.arch.dwarf_cfi import CfiTable
@@ -15,6 +14,7 @@ from kcrash.debuginfo import cache
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import active_cpus, active_task_cpu, cpu_curr, possible_cpus
 from kcrash.kernel.tasks import task_cpu
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.arch.x86_64 import Registers
@@ -63,7 +63,7 @@ class Backtrace:
     source: str = ""  # where the unwind started: "NT_PRSTATUS", "QEMU", "switch frame", "stack search"
 
 
-@lru_cache(maxsize=4)
+@per_kernel
 def unwinder(k: Kernel) -> Unwinder:
     orc_type = k.find_type("struct orc_entry")
     orc = OrcTable.from_vmlinux(k.elf, k.kaslr_offset, orc_type)
@@ -112,7 +112,7 @@ def thread_size(k: Kernel) -> int:
     return t.sizeof()
 
 
-@lru_cache(maxsize=4)
+@per_kernel
 def _cpu_stacks(k: Kernel) -> tuple[StackRange, ...]:
     out: list[StackRange] = []
     irq_t = k.find_type("struct irq_stack")

@@ -12,7 +12,6 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, TypeVar
 
 from kcrash.errors import KcrashError, MemoryReadError
@@ -20,6 +19,7 @@ from kcrash.kernel.cpus import cpu_count
 from kcrash.kernel.panic import panic_message
 from kcrash.kernel.tasks import task_table
 from kcrash.kernel.time import crash_time, hz, uptime_jiffies
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.program import Kernel
@@ -70,7 +70,7 @@ def _vmcoreinfo_symbol(k: Kernel, name: str) -> int | None:
 # --- identity ---------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def utsname(k: Kernel) -> dict[str, str]:
     """init_uts_ns.name: sysname, nodename, release, version, machine, domainname."""
     base = _vmcoreinfo_symbol(k, "init_uts_ns")
@@ -135,7 +135,7 @@ def _node_present_offset(k: Kernel) -> int | None:
     return int(start) + 8 if start is not None else None
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def memory_size(k: Kernel) -> int:
     """Bytes of memory as crash counts them: the present pages of every online node."""
     page_size = int(k.vmcoreinfo.get("PAGESIZE", "4096"))

@@ -3,11 +3,11 @@ codes (`ps`) and verbose names (`set`, the banner) for them."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kcrash.errors import MemoryReadError
 from kcrash.kernel.tasks import TaskInfo, task_state_value
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.objects import Object
@@ -180,7 +180,7 @@ class TaskStates:
         return self._has(self.zombie, value)
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def task_states(k: Kernel) -> TaskStates:
     stat_nam = None
     sym = k.symbols.lookup("stat_nam")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kcrash.errors import KcrashError, MemoryReadError
@@ -17,6 +16,7 @@ from kcrash.kernel.pid import pid_namespace_tasks
 from kcrash.kernel.time import hz as kernel_hz
 from kcrash.kernel.time import uptime_jiffies
 from kcrash.objects import list_for_each_entry
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.debuginfo.types import Type
@@ -303,7 +303,7 @@ class _TaskLayout:
         return int(struct.unpack_from("<" + f[1], buf, f[0])[0])
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def _layout(k: Kernel) -> _TaskLayout:
     return _TaskLayout(k.type("struct task_struct"))
 
@@ -449,7 +449,7 @@ def _read_parent(k: Kernel, address: int) -> int:
         return address
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def task_table(k: Kernel) -> TaskTable:
     """Every task, read once; a dump does not change, so the table is cached. Tasks come from the idle
     tasks, the process and thread lists, and the PID IDR; `unreadable` maps task_structs that were found
@@ -464,7 +464,7 @@ def task_table(k: Kernel) -> TaskTable:
 # --- kernel threads -------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def _kthread_flag(k: Kernel) -> int:
     """PF_KTHREAD if the idle task carries it (2.6.27+), else 0 (then "no mm" means kernel thread)."""
     try:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import struct
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kcrash.debuginfo.types import Kind
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.printk import log_records
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.program import Kernel
@@ -33,7 +33,7 @@ def _read_u64(k: Kernel, name: str) -> int | None:
         return None
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def hz(k: Kernel) -> int:
     """The kernel's HZ. crash takes it from a scheduler constant through gdb; the NTP tick length
     (`tick_nsec`, NSEC_PER_SEC/HZ) gives it directly. Without that symbol, the jiffies elapsed by the
