@@ -170,10 +170,9 @@ def _run(ns: argparse.Namespace) -> int:
             return _gdbserver(ns, kernel, progress)
         return _session(ns, kernel, progress)
     finally:
-        close = getattr(kernel, "close", None)
-        if close is not None:
+        if kernel is not None:
             try:
-                close()
+                kernel.close()
             except Exception:  # the session is over; nothing useful to report
                 pass
 
@@ -213,10 +212,8 @@ def _session(ns: argparse.Namespace, kernel, progress: _Progress) -> int:
         debug=ns.debug,
     )
     shell = Shell(kernel, registry=registry, settings=settings)
-    prefetch = getattr(kernel, "prefetch_debuginfo", None)  # absent on test doubles
     try:
-        if prefetch is not None:
-            prefetch()  # first open of this vmlinux: index DWARF while the user reads
+        kernel.prefetch_debuginfo()  # first open of this vmlinux: index DWARF while the user reads
     except Exception as e:  # a failed prefetch only means the index is built when first needed
         _unexpected(e, ns.debug, "while starting the debug-info index build")
     if not ns.silent:
@@ -229,7 +226,7 @@ def _session(ns: argparse.Namespace, kernel, progress: _Progress) -> int:
             _unexpected(e, ns.debug, "while reading the system information")
         progress.clear()
     progress.clear()
-    for message in list(getattr(kernel, "warnings", [])):
+    for message in list(kernel.warnings):
         _err(message if message.startswith("WARNING") else f"WARNING: {message}")
     for message in registry.errors + env_errors:
         _err(message)

@@ -272,17 +272,8 @@ def container_of(ptr: Object | int, type_: Type | str, member: str, kernel: Kern
         raise ObjectError("container_of of a plain address needs the kernel")
     if isinstance(type_, str):
         type_ = kernel.type(type_)
-    path_offset = _member_path_offset(type_, member)
+    path_offset = type_.offsetof(member)
     return Object(kernel, type_, address=(address - path_offset) & _MASK64)
-
-
-def _member_path_offset(t: Type, path: str) -> int:
-    offset = 0
-    for part in path.split("."):
-        m, bit_off = t.member(part)
-        offset += bit_off // 8
-        t = m.type
-    return offset
 
 
 def list_for_each(head: Object, limit: int = 1 << 20) -> Iterator[int]:
@@ -308,7 +299,7 @@ def list_for_each_entry(type_: Type | str, head: Object, member: str) -> Iterato
     kernel = head.kernel
     if isinstance(type_, str):
         type_ = kernel.type(type_)
-    off = _member_path_offset(type_, member)
+    off = type_.offsetof(member)
     for node in list_for_each(head):
         yield Object(kernel, type_, address=(node - off) & _MASK64)
 
@@ -319,7 +310,7 @@ def hlist_for_each_entry(type_: Type | str, head: Object, member: str) -> Iterat
         type_ = kernel.type(type_)
     if head.type_.strip().kind is Kind.POINTER:
         head = head.deref()
-    off = _member_path_offset(type_, member)
+    off = type_.offsetof(member)
     node = int(head.member("first"))
     seen = 0
     while node:

@@ -46,6 +46,9 @@ class FakeKernel:
     def close(self) -> None:
         self.closed = True
 
+    def prefetch_debuginfo(self) -> bool:
+        return False
+
 
 def make_shell(registry: Registry | None = None, kernel: FakeKernel | None = None, **settings) -> Shell:
     """A Shell over a FakeKernel with the built-in commands, its stdout/stderr in StringIO."""

@@ -35,16 +35,7 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 
 def _offset(k: Kernel, type_name: str, path: str) -> int | None:
     t = k.find_type(type_name)
-    if t is None:
-        return None
-    offset = 0
-    for part in path.split("."):
-        hit = t.find_member(part)
-        if hit is None:
-            return None
-        offset += hit[1] // 8
-        t = hit[0].type
-    return offset
+    return t.find_offset(path) if t is not None else None
 
 
 class _MmLayout:

@@ -108,7 +108,7 @@ class _Layout:
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
-        self.info: dict[str, str] = getattr(k, "vmcoreinfo", None) or {}
+        self.info: dict[str, str] = k.vmcoreinfo
 
     def _struct(self, name: str) -> Type | None:
         try:
@@ -159,8 +159,7 @@ class _Layout:
         v = self.info.get(f"SYMBOL({name})")
         if v is not None:
             return int(v, 16)
-        symbols = getattr(self.k, "symbols", None)
-        sym = symbols.lookup(name) if symbols is not None else None
+        sym = self.k.symbols.lookup(name)
         return sym.address if sym else None
 
     def required_symbol(self, name: str) -> int:
@@ -170,8 +169,7 @@ class _Layout:
         return address
 
     def symbol_size(self, name: str) -> int | None:
-        symbols = getattr(self.k, "symbols", None)
-        sym = symbols.lookup(name) if symbols is not None else None
+        sym = self.k.symbols.lookup(name)
         return sym.size if sym and sym.size else None
 
 
@@ -216,7 +214,7 @@ def caller_id_width(k: Kernel) -> int:
     """The width crash pads `log -c` caller ids to: from pid_max on 5.10+ kernels, else 8."""
     if log_format(k) != "lockless":
         return 8
-    sym = k.symbols.lookup("pid_max") if getattr(k, "symbols", None) is not None else None
+    sym = k.symbols.lookup("pid_max")
     if sym is None:
         return 8
     try:
