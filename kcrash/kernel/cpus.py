@@ -42,6 +42,7 @@ def cpumask_cpus(k: Kernel, symbol: str) -> list[int]:
 
 
 def online_cpus(k: Kernel) -> list[int]:
+    """CPUs in the online mask (every CPU with saved registers when the mask cannot be read)."""
     try:
         return cpumask_cpus(k, "__cpu_online_mask")
     except (KcrashError, MemoryReadError):
@@ -49,6 +50,7 @@ def online_cpus(k: Kernel) -> list[int]:
 
 
 def possible_cpus(k: Kernel) -> list[int]:
+    """CPUs in the possible mask (0 .. nr_cpu_ids-1 when the mask cannot be read)."""
     try:
         return cpumask_cpus(k, "__cpu_possible_mask")
     except (KcrashError, MemoryReadError):

@@ -119,6 +119,7 @@ class GdbSymbols:
 
 @per_kernel
 def gdb_symbols(k: Kernel) -> GdbSymbols:
+    """The kernel's GdbSymbols, built once per Kernel."""
     return GdbSymbols(k)
 
 

@@ -373,6 +373,7 @@ def modules(k: Kernel) -> list[Module]:
 
 
 def find_module(k: Kernel, name: str) -> Module | None:
+    """The loaded module called `name`, or None."""
     return next((m for m in modules(k) if m.name == name), None)
 
 

@@ -168,6 +168,7 @@ def _panic_task_from_log(k: Kernel) -> Object | None:
 
 
 def panic_info(k: Kernel) -> PanicInfo:
+    """The panic message, the SysRq flag and the panic task together."""
     message, sysrq = panic_message(k)
     return PanicInfo(message, sysrq, panic_task(k))
 

@@ -65,6 +65,7 @@ class Backtrace:
 
 @per_kernel
 def unwinder(k: Kernel) -> Unwinder:
+    """The kernel's unwinder: its ORC tables, DWARF CFI from .debug_frame where present, pt_regs layout."""
     orc_type = k.find_type("struct orc_entry")
     orc = OrcTable.from_vmlinux(k.elf, k.kaslr_offset, orc_type)
     offsets = None
@@ -147,6 +148,7 @@ def _cpu_stacks(k: Kernel) -> tuple[StackRange, ...]:
 
 
 def stack_ranges(k: Kernel, task: Object) -> list[StackRange]:
+    """The stacks a frame of `task` can be on: its own kernel stack, then every CPU's IRQ and exception stacks."""
     base = int(task.stack)
     return [StackRange(base, base + thread_size(k), "task")] + list(_cpu_stacks(k))
 

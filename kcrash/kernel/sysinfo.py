@@ -289,6 +289,7 @@ def system_info(k: Kernel) -> SystemInfo:
 
 
 def tainted_mask(k: Kernel) -> int:
+    """The kernel's taint flags (tainted_mask, `tainted` in old kernels)."""
     value = _read_int(k, "tainted_mask", 8)
     if value is None:
         value = _read_int(k, "tainted", 4)

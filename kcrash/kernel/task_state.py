@@ -182,6 +182,7 @@ class TaskStates:
 
 @per_kernel
 def task_states(k: Kernel) -> TaskStates:
+    """This kernel's task states, from its `stat_nam` or `task_state_array`."""
     stat_nam = None
     sym = k.symbols.lookup("stat_nam")
     if sym is not None:

@@ -57,6 +57,7 @@ _MASK64 = (1 << 64) - 1
 
 
 def init_task(k: Kernel) -> Object:
+    """The initial task (PID 0 on CPU 0, the head of the task list)."""
     return k.object_at("struct task_struct", k.address_of("init_task"))
 
 
@@ -185,10 +186,12 @@ def _discover_tasks(k: Kernel) -> tuple[dict[int, bytes], dict[int, str]]:
 
 
 def task_pid(task: Object) -> int:
+    """The task's PID (its thread id)."""
     return int(task.pid)
 
 
 def task_tgid(task: Object) -> int:
+    """The task's thread-group id (the PID of its process)."""
     return int(task.tgid)
 
 
@@ -200,10 +203,12 @@ def task_cpu(task: Object) -> int:
 
 
 def task_comm(task: Object) -> str:
+    """The task's command name (comm)."""
     return task.comm.string_bytes().decode("utf-8", "replace")
 
 
 def task_parent(task: Object) -> Object:
+    """The task's real parent."""
     return task.real_parent.deref()
 
 
