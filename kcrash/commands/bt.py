@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from kcrash.commands import Argument, KcrashError, Option, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, command
 from kcrash.commands._crashtext import task_header
 from kcrash.errors import MemoryReadError
 from kcrash.kernel.cpus import active_cpus, cpu_curr, parse_cpu_spec
@@ -211,7 +211,7 @@ def _frame_words(k, fr: FrameRecord, nxt: FrameRecord) -> list[str]:
     arguments=[Argument("task", help="PID or task address", nargs="*")],
     help=HELP,
 )
-def bt_command(ctx, args) -> None:
+def bt_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     targets = []
     if args.a or args.c:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kcrash.arch import x86_64_att as att
-from kcrash.commands import Argument, CommandFailed, KcrashError, Option, command
+from kcrash.commands import Args, Argument, CommandFailed, Context, KcrashError, Option, command
 from kcrash.commands.rd import Reader, eval_expression, parse_count, task_pgd
 from kcrash.commands.sym import line_text, not_found_lines, parse_hex, symbol_record
 from kcrash.errors import MemoryReadError
@@ -198,7 +198,7 @@ def _duplicates(k, name: str) -> list:
     ],
     help=HELP,
 )
-def dis_command(ctx, args):
+def dis_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     radix = 16 if args.x else 10 if args.d else ctx.settings.radix
     word = args.target

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kcrash.commands import Option, command
+from kcrash.commands import Args, Context, Option, command
 from kcrash.commands._crashtext import ctime_tz
 from kcrash.errors import KcrashError
 from kcrash.kernel.audit import audit_records
@@ -205,7 +205,7 @@ def _safe_buffer_lines(buffers, show_header: bool, text_only: bool, level: bool)
       [Thu Nov 26 10:26:27 UTC 2026] Linux version 6.1.0-56-cloud-amd64 ...
     """,
 )
-def log_command(ctx, args):
+def log_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     if args.a:
         audit = audit_records(k)

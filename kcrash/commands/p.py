@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command
 from kcrash.errors import MemoryReadError
 from kcrash.expr.crashfmt import p_leader, whatis_variable
 from kcrash.expr.errors import ExprError, Unsupported
@@ -202,7 +202,7 @@ def _per_cpu(ctx, name: str, spec: str | None, fmt: str | None, radix: int) -> b
       kcrash> p ((struct task_struct *)0xffff888003a2c800)->comm
     """,
 )
-def p_command(ctx, args):
+def p_command(ctx: Context, args: Args) -> None:
     flags, text = split_options(args.raw, "dhxu")
     if "x" in flags and "d" in flags:
         raise KcrashError("-d and -x are mutually exclusive")
@@ -253,7 +253,7 @@ def p_command(ctx, args):
       kcrash> gdb bt
     """,
 )
-def gdb_command(ctx, args):
+def gdb_command(ctx: Context, args: Args) -> None:
     line = args.raw.strip()
     if not line:
         raise UsageError("missing gdb command")

@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from kcrash.commands import Argument, KcrashError, Option, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, command
 from kcrash.commands._crashtext import format_jiffies, format_nanoseconds, task_header
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import mm as mmh
@@ -549,7 +549,7 @@ def _is_number(word: str) -> bool:
     help=HELP,
     render=_Ps.row,
 )
-def ps_command(ctx, args):
+def ps_command(ctx: Context, args: Args) -> None:
     if args.u and args.k:
         raise KcrashError("-u and -k are mutually exclusive")
     chosen = [f for f in _EXCLUSIVE if getattr(args, f)]

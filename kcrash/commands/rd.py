@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command
 from kcrash.commands.sym import not_found_lines, parse_hex
 from kcrash.errors import FaultError, MemoryReadError, PageExcludedError, PageNotInDumpError
 from kcrash.kernel import modules as kmod
@@ -330,7 +330,7 @@ def format_items(
     ],
     help=HELP,
 )
-def rd_command(ctx, args):
+def rd_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     size = 8
     for token in args.argv:  # the last size option on the line wins, as with crash's getopt

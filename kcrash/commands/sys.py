@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcrash.commands import Argument, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, Option, UsageError, command
 from kcrash.commands._crashtext import ctime_tz, format_jiffies
 from kcrash.commands.task import context_lines, context_record
 from kcrash.errors import KcrashError
@@ -248,7 +248,7 @@ class DmiRecord:
       ...
     """,
 )
-def sys_command(ctx, args):
+def sys_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     if args.t:
         rec = TaintRecord(tainted_mask(k), taint_string(k))

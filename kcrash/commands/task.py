@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command, context_hook
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command, context_hook
 from kcrash.commands._crashtext import task_header
 from kcrash.kernel import tasks as th
 from kcrash.kernel.cpus import active_cpus, active_tasks, mark_active
@@ -234,7 +234,7 @@ def set_context_hook(ctx, words: list[str]) -> bool:
       kcrash> task 1
     """,
 )
-def task_command(ctx, args):
+def task_command(ctx: Context, args: Args) -> None:
     if args.x and args.d:
         raise KcrashError("-d and -x are mutually exclusive")
     k = ctx.kernel

@@ -11,7 +11,7 @@ import re
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kcrash.errors import KcrashError
 
@@ -198,6 +198,10 @@ class Args:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("raw",))
         return f"Args({fields})"
+
+    if TYPE_CHECKING:
+        # The attributes come from each command's spec: typed as Any for the commands reading them.
+        def __getattr__(self, name: str) -> Any: ...
 
 
 def _dest_name(flag: str) -> str:
