@@ -335,6 +335,7 @@ def test_log_from_vmcoreinfo_alone(fixtures_crash):
             self.vmcoreinfo = kernel.vmcoreinfo
             self.symbols = kernel.symbols
             self.read = kernel.read
+            self.cache = {}  # its own Kernel.cache: nothing derived with types may leak in
 
         def find_type(self, name):
             return None
