@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kcrash.arch import x86_64_att as att
+from kcrash.arch.x86_64 import START_KERNEL_MAP
 from kcrash.commands import Args, Argument, CommandFailed, Context, KcrashError, Option, command
 from kcrash.commands.rd import Reader, eval_expression, parse_count, task_pgd
 from kcrash.commands.sym import line_text, not_found_lines, parse_hex, symbol_record
@@ -81,7 +82,6 @@ EXAMPLES
 """
 
 DIS_ERROR = "gdb unable to disassemble kernel virtual address {:x}"
-_START_KERNEL_MAP = 0xFFFFFFFF80000000
 _SLACK = 16  # bytes read past a range so that its last instruction decodes whole, as gdb reads on
 
 
@@ -112,7 +112,7 @@ def read_code(k, address: int, length: int) -> bytes:
             out += k.read(pos, n)
         except MemoryReadError:
             data = None
-            if pos >= _START_KERNEL_MAP:
+            if pos >= START_KERNEL_MAP:
                 data = k.elf.read_at_address(pos - k.kaslr_offset, n)
             if data is None:
                 break

@@ -8,6 +8,7 @@ import bisect
 import struct
 from typing import TYPE_CHECKING
 
+from kcrash.arch.x86_64 import START_KERNEL_MAP
 from kcrash.debuginfo import cache
 from kcrash.kernel.modules import module_at, resolve_any
 from kcrash.program import per_kernel
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["GdbSymbols", "gdb_symbols"]
 
-_START_KERNEL_MAP = 0xFFFFFFFF80000000
 _CACHE_NAME = "gdb-msymbols"
 _CACHE_VERSION = 2
 
@@ -52,7 +52,7 @@ class GdbSymbols:
         self.sections = sorted(
             (sec.addr + off, sec.addr + sec.size + off, i, bool(sec.flags & 4))
             for i, sec in enumerate(k.elf.sections)
-            if sec.flags & 2 and sec.addr >= _START_KERNEL_MAP and sec.size
+            if sec.flags & 2 and sec.addr >= START_KERNEL_MAP and sec.size
         )
         self._starts = [s[0] for s in self.sections]
 
@@ -132,7 +132,7 @@ def _read_msymbols(elf: ElfImage) -> tuple[list[int], list[int], list[int]]:
     for name_off, info, _other, shndx, value, size in struct.iter_unpack("<IBBHQQ", data):
         if info & 0xF in (3, 4) or shndx in (0, 0xFFF1) or shndx >= 0xFF00 or name_off == 0:
             continue
-        if value < _START_KERNEL_MAP:
+        if value < START_KERNEL_MAP:
             continue  # per-cpu offsets: never inside a relocated section
         rows.append((value, size, shndx))
     rows.sort()

@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kcrash.arch.x86_64 import START_KERNEL_MAP
 from kcrash.debuginfo import cache
 from kcrash.debuginfo.symbols import Symbol, SymbolTable
 from kcrash.errors import KcrashError, MemoryReadError
@@ -42,7 +43,6 @@ __all__ = [
     "strip_symbol_end",
 ]
 
-START_KERNEL_MAP = 0xFFFFFFFF80000000
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _CACHE_NAME = "crash-symbols"
 _CACHE_VERSION = 2  # 2: absolute constants past _end dropped
