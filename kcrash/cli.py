@@ -170,10 +170,9 @@ def _run(ns: argparse.Namespace) -> int:
             return _gdbserver(ns, kernel, progress)
         return _session(ns, kernel, progress)
     finally:
-        close = getattr(kernel, "close", None)
-        if close is not None:
+        if kernel is not None:
             try:
-                close()
+                kernel.close()
             except Exception:  # the session is over; nothing useful to report
                 pass
 
@@ -197,10 +196,11 @@ def _gdbserver(ns: argparse.Namespace, kernel, progress: _Progress) -> int:
 
 def _session(ns: argparse.Namespace, kernel, progress: _Progress) -> int:
     from kcrash import __version__
+    from kcrash.commands.sys import banner_lines
     from kcrash.shell.context import Settings
     from kcrash.shell.core import FAILED, INTERRUPTED, Shell
     from kcrash.shell.registry import Registry
-    from kcrash.shell.startup import banner_lines, load_env_plugins, run_file, run_rc_files
+    from kcrash.shell.startup import load_env_plugins, run_file, run_rc_files
 
     registry = Registry()
     registry.load_entry_points()
@@ -212,10 +212,8 @@ def _session(ns: argparse.Namespace, kernel, progress: _Progress) -> int:
         debug=ns.debug,
     )
     shell = Shell(kernel, registry=registry, settings=settings)
-    prefetch = getattr(kernel, "prefetch_debuginfo", None)  # absent on test doubles
     try:
-        if prefetch is not None:
-            prefetch()  # first open of this vmlinux: index DWARF while the user reads
+        kernel.prefetch_debuginfo()  # first open of this vmlinux: index DWARF while the user reads
     except Exception as e:  # a failed prefetch only means the index is built when first needed
         _unexpected(e, ns.debug, "while starting the debug-info index build")
     if not ns.silent:
@@ -228,7 +226,7 @@ def _session(ns: argparse.Namespace, kernel, progress: _Progress) -> int:
             _unexpected(e, ns.debug, "while reading the system information")
         progress.clear()
     progress.clear()
-    for message in list(getattr(kernel, "warnings", [])):
+    for message in list(kernel.warnings):
         _err(message if message.startswith("WARNING") else f"WARNING: {message}")
     for message in registry.errors + env_errors:
         _err(message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kcrash.debuginfo.types import Kind, Type, type_name
 from kcrash.errors import KcrashError, LookupFailedError
@@ -72,22 +72,28 @@ class Object:
             self._buf = _encode(type_, value)
 
     # --- raw access -------------------------------------------------------------------------------
+    def require_address(self) -> int:
+        """The object's address; a value without one (a computed result) has none to offer."""
+        if self.address is None:
+            raise ObjectError(f"a {type_name(self.type_)} value that is not in memory has no address")
+        return self.address
+
     def raw(self) -> bytes:
         """The object's bytes (for bit fields: the bytes that hold the field)."""
         if self._buf is not None:
             return self._buf
         if self._bit_size:
             nbytes = (self._bit_offset + self._bit_size + 7) // 8
-            return self.kernel.read(self.address, nbytes)
-        return self.kernel.read(self.address, self.type_.sizeof())
+            return self.kernel.read(self.require_address(), nbytes)
+        return self.kernel.read(self.require_address(), self.type_.sizeof())
 
-    def value(self):
+    def value(self) -> Any:
         """A Python value: int (integers, enums, pointers), float, bool; list for arrays; dict for structs."""
         t = self.type_.strip()
         k = t.kind
         if self._bit_size:
-            raw = int.from_bytes(self.raw(), "little")
-            v = (raw >> self._bit_offset) & ((1 << self._bit_size) - 1)
+            bits = int.from_bytes(self.raw(), "little")
+            v = (bits >> self._bit_offset) & ((1 << self._bit_size) - 1)
             if t.signed and v >> (self._bit_size - 1):
                 v -= 1 << self._bit_size
             return bool(v) if k is Kind.BOOL else v
@@ -102,7 +108,7 @@ class Object:
             )
             return bool(v) if k is Kind.BOOL else v
         if k is Kind.FLOAT:
-            return struct.unpack_from({4: "<f", 8: "<d"}.get(t.size, "<d"), self.raw())[0]
+            return struct.unpack_from({4: "<f", 8: "<d"}.get(t.size or 8, "<d"), self.raw())[0]
         if k is Kind.ARRAY:
             return [self[i].value() for i in range(t.length or 0)]
         if k in (Kind.STRUCT, Kind.UNION):
@@ -152,7 +158,11 @@ class Object:
                 bit_size=bit_size,
             )
         return Object(
-            self.kernel, t, address=self.address + byte_offset, bit_offset=bit_offset, bit_size=bit_size
+            self.kernel,
+            t,
+            address=self.require_address() + byte_offset,
+            bit_offset=bit_offset,
+            bit_size=bit_size,
         )
 
     def __getattr__(self, name: str) -> Object:
@@ -233,7 +243,7 @@ class Object:
             return int(self) == other
         return NotImplemented
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # equal Objects need not hash alike: not hashable
 
 
 def _named_members(t: Type) -> Iterator[str]:
@@ -255,24 +265,15 @@ def container_of(ptr: Object | int, type_: Type | str, member: str, kernel: Kern
     """The `type_` object whose `member` lives at `ptr` (the kernel's container_of)."""
     if isinstance(ptr, Object):
         kernel = ptr.kernel
-        address = int(ptr) if ptr.type_.strip().kind is Kind.POINTER else ptr.address
+        address = int(ptr) if ptr.type_.strip().kind is Kind.POINTER else ptr.require_address()
     else:
         address = ptr
     if kernel is None:
         raise ObjectError("container_of of a plain address needs the kernel")
     if isinstance(type_, str):
         type_ = kernel.type(type_)
-    path_offset = _member_path_offset(type_, member)
+    path_offset = type_.offsetof(member)
     return Object(kernel, type_, address=(address - path_offset) & _MASK64)
-
-
-def _member_path_offset(t: Type, path: str) -> int:
-    offset = 0
-    for part in path.split("."):
-        m, bit_off = t.member(part)
-        offset += bit_off // 8
-        t = m.type
-    return offset
 
 
 def list_for_each(head: Object, limit: int = 1 << 20) -> Iterator[int]:
@@ -298,7 +299,7 @@ def list_for_each_entry(type_: Type | str, head: Object, member: str) -> Iterato
     kernel = head.kernel
     if isinstance(type_, str):
         type_ = kernel.type(type_)
-    off = _member_path_offset(type_, member)
+    off = type_.offsetof(member)
     for node in list_for_each(head):
         yield Object(kernel, type_, address=(node - off) & _MASK64)
 
@@ -309,7 +310,7 @@ def hlist_for_each_entry(type_: Type | str, head: Object, member: str) -> Iterat
         type_ = kernel.type(type_)
     if head.type_.strip().kind is Kind.POINTER:
         head = head.deref()
-    off = _member_path_offset(type_, member)
+    off = type_.offsetof(member)
     node = int(head.member("first"))
     seen = 0
     while node:

@@ -5,10 +5,12 @@ This is the public API that helpers, commands and plugins use.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
+from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kcrash.arch.x86_64 import (
     NT_PRSTATUS,
@@ -31,13 +33,43 @@ from kcrash.errors import (
 )
 
 if TYPE_CHECKING:
+    from kcrash.debuginfo.btf import BtfTypes
+    from kcrash.debuginfo.dwarf import DwarfIndex
+    from kcrash.debuginfo.lines import LineTable
     from kcrash.memory.base import PhysicalMemory
     from kcrash.objects import Object
 
-__all__ = ["Kernel", "parse_vmcoreinfo", "open_kernel", "identify"]
+__all__ = ["Kernel", "parse_vmcoreinfo", "open_kernel", "identify", "per_kernel"]
 
 ELF_MAGIC = b"\x7fELF"
 ET_EXEC, ET_CORE = 2, 4
+
+
+_T = TypeVar("_T")
+
+
+class HasCache(Protocol):
+    @property
+    def cache(self) -> dict[str, Any]: ...
+
+
+_K = TypeVar("_K", bound=HasCache)
+
+
+def per_kernel(fn: Callable[[_K], _T]) -> Callable[[_K], _T]:
+    """Cache a helper's answer in the Kernel it was computed from (`Kernel.cache`, as drgn's prog.cache):
+    each dump keeps its own, and they go when it is closed and dropped."""
+    key = f"{fn.__module__}.{fn.__qualname__}"
+
+    @functools.wraps(fn)
+    def cached(k: _K) -> _T:
+        try:
+            return k.cache[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = k.cache[key] = fn(k)
+            return value
+
+    return cached
 
 
 def parse_vmcoreinfo(text: str | None) -> dict[str, str]:
@@ -62,7 +94,7 @@ def identify(path: str) -> str:
     return "dump"
 
 
-def open_kernel(path_a: str, path_b: str, **kwargs) -> Kernel:
+def open_kernel(path_a: str, path_b: str, **kwargs: Any) -> Kernel:
     """Open a vmlinux and a dump given in either order, as crash accepts them."""
     kinds = (identify(path_a), identify(path_b))
     if kinds == ("vmlinux", "dump"):
@@ -91,6 +123,8 @@ class Kernel:
         self.vmlinux_path = vmlinux
         self.dump_path = dump
         self.warnings: list[str] = []
+        # What helpers derive from this dump, by helper (see per_kernel): a dump does not change.
+        self.cache: dict[str, Any] = {}
         self.elf = ElfImage(vmlinux)
         if self.elf.e_type != ET_EXEC:
             raise DebugInfoError(vmlinux, "not a kernel image (ELF type is not EXEC)")
@@ -106,7 +140,7 @@ class Kernel:
             )
         self.memory = memory if memory is not None else open_dump(dump, zero_excluded=zero_excluded)
         self.vmcoreinfo = parse_vmcoreinfo(self.memory.vmcoreinfo)
-        self._link_symbols = None
+        self._link_symbols: SymbolTable | None = None
         self._setup_translation()
         self.symbols = SymbolTable.from_elf(self.elf, self.kaslr_offset)
         self._check_match(force_mismatch)
@@ -135,8 +169,8 @@ class Kernel:
         # sits below its link address (KASLR). Keep it signed so the text-mapping arithmetic stays exact.
         if "NUMBER(phys_base)" in info:
             phys_base = _signed64(int(info["NUMBER(phys_base)"]))
-        elif getattr(mem, "phys_base", None) is not None and kaslr is not None:
-            phys_base = _signed64(mem.phys_base)
+        elif (dump_phys_base := getattr(mem, "phys_base", None)) is not None and kaslr is not None:
+            phys_base = _signed64(dump_phys_base)
         if kaslr is None or phys_base is None:
             found = self._find_kernel_text()
             if found is None:
@@ -147,6 +181,8 @@ class Kernel:
                 )
             vaddr, paddr = found
             text = self._vmlinux_symbol("_text") or self._vmlinux_symbol("_stext")
+            if text is None:
+                raise DumpError(self.dump_path, "the vmlinux has neither _text nor _stext")
             kaslr = vaddr - text if kaslr is None else kaslr
             phys_base = paddr - (vaddr - START_KERNEL_MAP)
             self.warnings.append("no VMCOREINFO: kernel location found from the dump's page tables")
@@ -168,6 +204,7 @@ class Kernel:
             kernel_image_size=image_size,
         )
         root = info.get("SYMBOL(init_top_pgt)")
+        root_v: int | None
         if root is not None:
             root_v = int(root, 16)
         else:
@@ -259,13 +296,13 @@ class Kernel:
         return self.read(address, 1)[0]
 
     def read_u16(self, address: int) -> int:
-        return struct.unpack("<H", self.read(address, 2))[0]
+        return int.from_bytes(self.read(address, 2), "little")
 
     def read_u32(self, address: int) -> int:
-        return struct.unpack("<I", self.read(address, 4))[0]
+        return int.from_bytes(self.read(address, 4), "little")
 
     def read_u64(self, address: int) -> int:
-        return struct.unpack("<Q", self.read(address, 8))[0]
+        return int.from_bytes(self.read(address, 8), "little")
 
     def read_cstring(self, address: int, limit: int = 4096) -> bytes:
         out = bytearray()
@@ -322,7 +359,7 @@ class Kernel:
         return self.symbols.resolve(address)
 
     @staticmethod
-    def _unknown(what: str, name: str, names) -> str:
+    def _unknown(what: str, name: str, names: Iterable[str]) -> str:
         msg = f'no {what} "{name}"'
         if len(name) > 2:
             prefix = [n for n in names if n.startswith(name[:3])][:5000]
@@ -333,14 +370,14 @@ class Kernel:
 
     # --- debug info -------------------------------------------------------------------------------
     @cached_property
-    def btf(self):
+    def btf(self) -> BtfTypes | None:
         from kcrash.debuginfo.btf import BtfTypes
 
         data = self.elf.section_data(".BTF")
         return BtfTypes(data) if data is not None else None
 
     @cached_property
-    def dwarf(self):
+    def dwarf(self) -> DwarfIndex | None:
         if self.elf.section(".debug_info") is None:
             return None
         from kcrash.debuginfo.dwarf import DwarfIndex
@@ -357,7 +394,7 @@ class Kernel:
         return DwarfIndex.build_in_background(self.vmlinux_path, self.elf)
 
     @cached_property
-    def lines(self):
+    def lines(self) -> LineTable | None:
         if self.dwarf is None:
             return None
         from kcrash.debuginfo.lines import LineTable
@@ -487,7 +524,7 @@ class Kernel:
     def __enter__(self) -> Kernel:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
 

@@ -34,6 +34,7 @@ class FakeKernel:
         self.vmlinux_path = "/fake/vmlinux"
         self.dump_path = "/fake/vmcore"
         self.warnings: list[str] = []
+        self.cache: dict = {}  # Kernel.cache: what the helpers derived from this dump
         self.symbols = SymbolTable.from_symbols(symbols if symbols is not None else SYMBOLS)
         self.memory = FakeMemory()
         self.types = types or set()
@@ -44,6 +45,9 @@ class FakeKernel:
 
     def close(self) -> None:
         self.closed = True
+
+    def prefetch_debuginfo(self) -> bool:
+        return False
 
 
 def make_shell(registry: Registry | None = None, kernel: FakeKernel | None = None, **settings) -> Shell:

@@ -301,7 +301,7 @@ def test_every_task_trace_matches_drgn(series, name) -> None:
     crash shows too), so drgn's trace must be a suffix of kcrash's there."""
     fs = fixture_set(series)
     k = open_fixture_kernel(fs, name)
-    from kcrash.kernel.stack import active_task_cpu
+    from kcrash.kernel.cpus import active_task_cpu
 
     drgn = drgn_eval(fs.vmlinux, fs.path(name), DRGN_ALL_TRACES)
     checked = 0

@@ -13,10 +13,10 @@ import pytest
 from shell_fakes import FakeKernel
 
 from kcrash import cli
+from kcrash.commands import sys as sys_command
 from kcrash.errors import DumpError
-from kcrash.shell import startup
 
-_REAL_BANNER = startup.banner_lines
+_REAL_BANNER = sys_command.banner_lines
 
 
 def _plain_banner(kernel) -> list[str]:
@@ -35,7 +35,7 @@ def fake(monkeypatch, tmp_path):
 
     monkeypatch.setattr(cli, "open_dump", open_dump)
     # A fake kernel has no system information: give it the KERNEL/DUMPFILE-only banner.
-    monkeypatch.setattr(startup, "banner_lines", _plain_banner)
+    monkeypatch.setattr(sys_command, "banner_lines", _plain_banner)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -172,16 +172,11 @@ def test_open_errors_are_one_line(monkeypatch, capsys):
 
 
 def test_banner_survives_a_failing_sysinfo(fake, capsys, monkeypatch):
-    import types
-
-    module = types.ModuleType("kcrash.kernel.sysinfo")
-
-    def banner_lines(kernel):
+    def system_info(kernel):
         raise RuntimeError("boom")
 
-    module.banner_lines = banner_lines
-    monkeypatch.setitem(sys.modules, "kcrash.kernel.sysinfo", module)
-    monkeypatch.setattr(startup, "banner_lines", _REAL_BANNER)
+    monkeypatch.setattr(sys_command, "system_info", system_info)
+    monkeypatch.setattr(sys_command, "banner_lines", _REAL_BANNER)
     assert main("-c", "eval 1") == 0
     captured = capsys.readouterr()
     assert "      KERNEL: /fake/vmlinux\n" in captured.out

@@ -8,7 +8,7 @@ import pytest
 from conftest import open_fixture_kernel
 
 from kcrash.errors import PageExcludedError
-from kcrash.kernel import tasks
+from kcrash.kernel import task_state, tasks
 from kcrash.objects import list_for_each_entry
 from kcrash.program import Kernel, open_kernel
 
@@ -68,9 +68,9 @@ def test_marker_processes_on_task_list(dump61) -> None:
 def test_marker_states(dump61) -> None:
     fs, name, k = dump61
     by_comm = {tasks.task_comm(t): t for t in tasks.for_each_task(k)}
-    assert tasks.task_state_code(k, by_comm["kc-sleeper"]) == "IN"
-    assert tasks.task_state_code(k, by_comm["kc-fiforeader"]) == "IN"
-    assert tasks.task_state_code(k, by_comm["kc-crasher"]) == "RU"
+    assert task_state.task_state_code(k, by_comm["kc-sleeper"]) == "IN"
+    assert task_state.task_state_code(k, by_comm["kc-fiforeader"]) == "IN"
+    assert task_state.task_state_code(k, by_comm["kc-crasher"]) == "RU"
 
 
 def test_either_argument_order(fixtures_crash) -> None:

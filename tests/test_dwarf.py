@@ -13,15 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from kcrash.debuginfo import cache, dwarf
+from kcrash.debuginfo import cache
 from kcrash.debuginfo.btf import BtfTypes
 from kcrash.debuginfo.dwarf import DwarfIndex
+from kcrash.debuginfo.dwarf import constants as dwarf_constants
+from kcrash.debuginfo.dwarf import index as dwarf_index
 from kcrash.debuginfo.lines import LineTable
 from kcrash.debuginfo.types import Kind, Type, declaration, type_name
 from kcrash.errors import DebugInfoError
 from tests.synth.elfdebug import Die, DwarfBuilder, elf_image, gnu_build_id_note, real_vmlinux
 
-D = dwarf  # DWARF constants
+D = dwarf_constants  # DWARF constants
 
 
 @pytest.fixture(autouse=True)
@@ -234,7 +236,7 @@ def test_index_is_cached_and_reloaded(tmp_path: Path, monkeypatch: pytest.Monkey
     def no_scan(*_args: object) -> None:
         raise AssertionError("the index should have come from the cache")
 
-    monkeypatch.setattr(dwarf, "_scan", no_scan)
+    monkeypatch.setattr(dwarf_index, "_scan", no_scan)
     second = DwarfIndex.open(str(obj), data)
     assert second._vars == first._vars and second._names == first._names
     assert type_name(second.find_variable("init_task")[1]) == "struct task"
@@ -619,7 +621,7 @@ def test_real_cold_build_then_warm_load(real: Real, monkeypatch: pytest.MonkeyPa
     # How long the cold build and the warm load take is measured in bench/, not asserted here (CI machines
     # vary in load); this test checks that the second open uses the cache and yields the same index.
     monkeypatch.setenv("KCRASH_CACHE_DIR", str(real.cache_dir))
-    monkeypatch.setattr(dwarf, "_scan", lambda *_: pytest.fail("the cache was not used"))
+    monkeypatch.setattr(dwarf_index, "_scan", lambda *_: pytest.fail("the cache was not used"))
     warm = DwarfIndex.open(real.path, real.mm)
     assert warm._vars == real.index._vars and warm._enumerators == real.index._enumerators
 

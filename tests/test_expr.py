@@ -105,6 +105,7 @@ class FakeKernel:
 
     def __init__(self) -> None:
         self.memory: dict[int, int] = {}
+        self.cache: dict = {}  # Kernel.cache
         task = bytearray(120)
         struct.pack_into("<i", task, 0, 42)
         task[4:20] = b"swapper/0".ljust(16, b"\0")  # comm

@@ -105,16 +105,11 @@ def test_gdb_and_native_agree(shell, expression):
 
 @pytest.mark.fixture
 def test_registers_are_the_context_tasks(shell):
-    from kcrash.commands.bt import default_task
+    from kcrash.kernel.panic import default_task
     from kcrash.kernel.stack import task_start_registers
 
     sh = shell[0]
-
-    class _Ctx:
-        task = None
-        kernel = sh.kernel
-
-    regs, _slot, _source = task_start_registers(sh.kernel, default_task(_Ctx()))
+    regs, _slot, _source = task_start_registers(sh.kernel, default_task(sh.kernel))
     out, err = run(shell, "p/x $rip")
     assert not err
     assert _value(out) == f"0x{regs['rip']:x}"

@@ -20,10 +20,16 @@ import re
 
 import pytest
 from conftest import DRGN_SERIES, fixture_set, open_fixture_kernel, run_command
-from oracles import crash_outputs, drgn_eval
+from oracles import crash9_outputs, crash_outputs, drgn_eval
 
+from kcrash.commands.sys import banner_lines, sys_lines, sys_record
+from kcrash.commands.task import context_lines, context_record
+from kcrash.kernel.cpus import active_tasks
+from kcrash.kernel.panic import panic_task
 from kcrash.kernel.printk import log_records
-from kcrash.kernel.sysinfo import banner_lines, context_lines, panic_task, sys_info
+from kcrash.kernel.sysinfo import system_info
+from kcrash.kernel.task_state import task_state_code, task_state_name
+from kcrash.kernel.tasks import task_table
 
 LOG_COMMANDS = [
     "log",
@@ -116,13 +122,40 @@ def test_panic_context_matches_crash(fixtures_crash, dump):
     assert task is not None
     boot = fixtures_crash.dumps[dump]["boot"]
     assert int(task.pid) == fixtures_crash.manifest["boots"][boot]["panic_pid"]
-    assert "\n".join(context_lines(k, task, width=7)) == _crash(fixtures_crash, dump)["set"]
+    context = context_record(k, task_table(k).get(task.address))
+    assert "\n".join(context_lines(context, width=7)) == _crash(fixtures_crash, dump)["set"]
     banner = banner_lines(k)
-    assert banner[:13] == sys_info(k).lines()
-    assert banner[13:] == context_lines(k, task)
+    assert banner[:13] == sys_lines(sys_record(system_info(k)))
+    assert banner[13:] == context_lines(context, width=12)
     assert [line.split(":")[0] for line in banner[13:]] == [
         f"{name:>12}" for name in ("PID", "COMMAND", "TASK", "CPU", "STATE")
     ]
+
+
+@pytest.mark.parametrize("dump", ["kdump-lzo.kdump", "qemu.elf"])
+def test_context_of_tasks_not_running_matches_crash9(fixtures_crash, dump):
+    """The context block (`set PID`, the banner's renderer) of tasks that are not running: a sleeping one
+    (every kernel has some) and, where the kernel has them, an idle kworker (TASK_UNINTERRUPTIBLE |
+    TASK_NOLOAD) and a task in uninterruptible sleep. The banner's copy of the verbose state name once read
+    state bits TaskStates does not have and failed on any task that was not running; crash 9 is the oracle."""
+    k = open_fixture_kernel(fixtures_crash, dump)
+    active = active_tasks(k)
+    picked = {}
+    for t in task_table(k):
+        code = task_state_code(k, t)
+        if t.pid > 1 and t.address not in active and code in ("IN", "ID", "UN") and code not in picked:
+            picked[code] = t
+    assert "IN" in picked
+    commands = [f"set {t.address:x}" for t in picked.values()]
+    want = crash9_outputs(fixtures_crash.vmlinux, fixtures_crash.path(dump), commands)
+    for code, t in picked.items():
+        expected = want[f"set {t.address:x}"]
+        assert "TASK_RUNNING" not in expected
+        out, err = run_command(k, f"set {t.address:x}")
+        assert err == ""
+        assert out.rstrip("\n") == expected, code
+        assert "\n".join(context_lines(context_record(k, t), width=7)) == expected, code
+        assert f"STATE: {task_state_name(k, t)} " in expected
 
 
 # --- drgn: records and task counts ----------------------------------------------------------------------
@@ -218,7 +251,7 @@ def test_sys_matches_drgn_newer(series, dump):
     fs = fixture_set(series)
     want = _drgn_sys(fs, dump)
     k = open_fixture_kernel(fs, dump)
-    info = sys_info(k)
+    info = sys_record(system_info(k))
     assert info.warnings == []
     assert (info.nodename, info.release, info.version, info.machine) == (
         want["nodename"],
@@ -247,7 +280,7 @@ def test_sys_matches_drgn_newer(series, dump):
 
 
 def sys_date(seconds: int) -> str:
-    from kcrash.kernel.sysinfo import ctime_tz
+    from kcrash.commands._crashtext import ctime_tz
 
     return ctime_tz(seconds)
 
@@ -263,7 +296,7 @@ def test_task_count_matches_drgn(series):
         if fs.dumps[dump]["format"] != "elf" or not _drgn_ok(fs, dump):
             continue
         k = open_fixture_kernel(fs, dump)
-        assert sys_info(k).tasks == _drgn_sys(fs, dump)["tasks"], dump
+        assert system_info(k).tasks == _drgn_sys(fs, dump)["tasks"], dump
         seen += 1
     assert seen
 
@@ -302,6 +335,7 @@ def test_log_from_vmcoreinfo_alone(fixtures_crash):
             self.vmcoreinfo = kernel.vmcoreinfo
             self.symbols = kernel.symbols
             self.read = kernel.read
+            self.cache = {}  # its own Kernel.cache: nothing derived with types may leak in
 
         def find_type(self, name):
             return None

@@ -13,10 +13,13 @@ import struct
 
 import pytest
 
+from kcrash.commands import _crashtext as crashtext
+from kcrash.commands import sys as sys_command
 from kcrash.commands.log import format_plain, format_record
 from kcrash.debuginfo.symbols import Symbol, SymbolTable
 from kcrash.errors import LookupFailedError, PageNotInDumpError
-from kcrash.kernel import printk, sysinfo
+from kcrash.kernel import panic, sysinfo
+from kcrash.kernel import time as ktime
 from kcrash.kernel.printk import (
     LOG_CONT,
     LogRecord,
@@ -35,6 +38,7 @@ from kcrash.kernel.printk import (
 class FakeKernel:
     def __init__(self, vmcoreinfo: dict[str, str], memory: dict[int, bytes], symbols=()) -> None:
         self.vmcoreinfo = vmcoreinfo
+        self.cache: dict = {}  # Kernel.cache: what the helpers derived from this dump
         self.memory_regions = sorted(memory.items())
         self.symbols = SymbolTable.from_symbols(list(symbols))
         self.memory = None
@@ -440,15 +444,17 @@ def test_plain_log_from_symbols():
 
 
 def test_format_memory_like_crash():
-    assert sysinfo.format_memory(262011 * 4096) == "1 GB"  # within 64 MiB of 1 GiB: rounded up
-    assert sysinfo.format_memory(3 * 2**30 - 100 * 2**20) == "2.9 GB"
-    assert sysinfo.format_memory(512 * 2**20) == "512 MB"
-    assert sysinfo.format_memory(0) == "0"
+    assert sys_command.format_memory(262011 * 4096) == "1 GB"  # within 64 MiB of 1 GiB: rounded up
+    assert sys_command.format_memory(3 * 2**30 - 100 * 2**20) == "2.9 GB"
+    assert sys_command.format_memory(512 * 2**20) == "512 MB"
+    assert sys_command.format_memory(0) == "0"
 
 
 def test_format_uptime_like_crash():
-    assert sysinfo.format_uptime(5 * 250, 250) == "00:00:05"
-    assert sysinfo.format_uptime((265 * 86400 + 18 * 3600 + 15 * 60 + 40) * 100, 100) == "265 days, 18:15:40"
+    assert crashtext.format_jiffies(5 * 250, 250) == "00:00:05"
+    assert (
+        crashtext.format_jiffies((265 * 86400 + 18 * 3600 + 15 * 60 + 40) * 100, 100) == "265 days, 18:15:40"
+    )
 
 
 def test_ctime_tz_format(monkeypatch):
@@ -456,16 +462,16 @@ def test_ctime_tz_format(monkeypatch):
     import time
 
     time.tzset()
-    assert sysinfo.ctime_tz(1795689189) == "Thu Nov 26 10:33:09 UTC 2026"
-    assert sysinfo.ctime_tz(0) == "Thu Jan  1 00:00:00 UTC 1970"
+    assert crashtext.ctime_tz(1795689189) == "Thu Nov 26 10:33:09 UTC 2026"
+    assert crashtext.ctime_tz(0) == "Thu Jan  1 00:00:00 UTC 1970"
 
 
 def test_panic_message_order(monkeypatch):
     def with_log(lines):
         k = FakeKernel({}, {})
         recs = [LogRecord(i, 0, line.encode()) for i, line in enumerate(lines)]
-        monkeypatch.setattr(printk, "log_records", lambda kernel: recs)
-        return sysinfo.panic_message(k)
+        monkeypatch.setattr(panic, "log_records", lambda kernel: recs)
+        return panic.panic_message(k)
 
     assert with_log(["sysrq: Trigger a crash", "Kernel panic - not syncing: sysrq triggered crash"]) == (
         "Kernel panic - not syncing: sysrq triggered crash",
@@ -486,7 +492,7 @@ def test_panic_message_order(monkeypatch):
 
 
 def test_sys_lines_format():
-    info = sysinfo.SysInfo(
+    info = sys_command.SysInfo(
         kernel="vmlinux",
         dumpfile="vmcore  [PARTIAL DUMP]",
         cpus=4,
@@ -503,7 +509,7 @@ def test_sys_lines_format():
         memory="1 GB",
         panic="Oops: 0002 [#1] SMP",
     )
-    lines = info.lines()
+    lines = sys_command.sys_lines(info)
     assert lines[2] == "        CPUS: 4 [OFFLINE: 1]"
     assert lines[10] == "     MACHINE: x86_64  (unknown Mhz)"
     assert lines[12] == '       PANIC: "Oops: 0002 [#1] SMP" (check log for details)'
@@ -531,7 +537,7 @@ def test_dumpfile_suffix(fmt, level, incomplete, status, want):
     Mem.status = status
     k = FakeKernel({}, {})
     k.memory = Mem()
-    assert sysinfo.dumpfile_suffix(k) == want
+    assert sys_command.dumpfile_suffix(sysinfo.dump_flags(k)) == want
 
 
 def test_load_average_rounding():
@@ -541,14 +547,15 @@ def test_load_average_rounding():
         {0xFFFF_FFFF_8300_0000: struct.pack("<3Q", *avenrun)},
         [Symbol("avenrun", 0xFFFF_FFFF_8300_0000, 24, "B")],
     )
-    assert sysinfo.load_average(k) == "0.00, 0.08, 1.50"
+    assert sysinfo.load_average(k) == ((0, 0), (0, 8), (1, 50))
+    assert sys_command._load_average(sysinfo.load_average(k)) == "0.00, 0.08, 1.50"
 
 
 def test_uptime_jiffies_initial_offset():
     addr = 0xFFFF_FFFF_8300_1000
     initial = (-300 * 250) & 0xFFFFFFFF
     k = FakeKernel({}, {addr: struct.pack("<Q", initial + 1100)}, [Symbol("jiffies_64", addr, 8, "D")])
-    assert sysinfo.uptime_jiffies(k, 250) == 1100
+    assert ktime.uptime_jiffies(k, 250) == 1100
     # After 2^32 jiffies the upper half is set: crash re-bases it and adds INITIAL_JIFFIES back.
     k2 = FakeKernel({}, {addr: struct.pack("<Q", (1 << 32) + 5)}, [Symbol("jiffies_64", addr, 8, "D")])
-    assert sysinfo.uptime_jiffies(k2, 250) == 5 + 300 * 250
+    assert ktime.uptime_jiffies(k2, 250) == 5 + 300 * 250

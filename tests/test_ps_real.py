@@ -306,9 +306,8 @@ def any_dump(request):
 
 def test_markers_and_idle_tasks(any_dump) -> None:
     fs, name, k = any_dump
-    from kcrash.kernel.cpus import possible_cpus, runqueue
-    from kcrash.kernel.stack import active_cpus
-    from kcrash.kernel.tasks import active_tasks, task_table
+    from kcrash.kernel.cpus import active_cpus, active_tasks, possible_cpus, runqueue
+    from kcrash.kernel.tasks import task_table
 
     out, err = run_command(k, "ps")
     unreadable = task_table(k).unreadable

@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from kcrash.arch import x86_64_att as att
 from kcrash.commands.rd import format_items, parse_count
 from kcrash.commands.sym import parse_hex
 from kcrash.kernel import disasm
@@ -92,11 +93,11 @@ GDB_TEXT = [
 ]
 
 
-def _one(hexbytes: str, address: int = 0xFFFFFFFF81000000) -> disasm.Instruction:
+def _one(hexbytes: str, address: int = 0xFFFFFFFF81000000) -> att.Instruction:
     """Decode one instruction; bytes after a `|` follow it in memory."""
     head, _, tail = hexbytes.partition("|")
     code = bytes.fromhex(head)
-    insn = next(disasm.disassemble(code + bytes.fromhex(tail) + b"\x90" * 16, address))
+    insn = next(att.disassemble(code + bytes.fromhex(tail) + b"\x90" * 16, address))
     assert insn.size == len(code), hexbytes
     return insn
 
@@ -131,14 +132,14 @@ def test_rip_relative_comment():
 
 
 def test_bad_bytes_and_truncation():
-    insns = list(disasm.disassemble(bytes.fromhex("06c3"), 0x1000))
+    insns = list(att.disassemble(bytes.fromhex("06c3"), 0x1000))
     assert [(i.address, i.text()) for i in insns] == [(0x1000, "(bad)  "), (0x1001, "ret    ")]
     # a truncated last instruction is not returned: the caller reads a few bytes more than it needs
-    assert list(disasm.disassemble(bytes.fromhex("c3e8"), 0x1000))[-1].text() == "ret    "
+    assert list(att.disassemble(bytes.fromhex("c3e8"), 0x1000))[-1].text() == "ret    "
 
 
 def test_count_limit():
-    insns = list(disasm.disassemble(bytes.fromhex("90" * 10), 0, count=3))
+    insns = list(att.disassemble(bytes.fromhex("90" * 10), 0, count=3))
     assert [i.address for i in insns] == [0, 1, 2]
 
 
@@ -396,6 +397,7 @@ class _FakeKernel:
 
     def __init__(self, pages: dict[int, bytes], elf_pages: dict[int, bytes], fmt: str = "KDUMP"):
         self.pages = pages
+        self.cache: dict = {}  # Kernel.cache
         self.elf = _FakeElf(elf_pages)
         self.memory = type("M", (), {"format_name": fmt})()
         self.symbols = type("S", (), {"lookup": staticmethod(lambda name: None)})()

@@ -102,7 +102,7 @@ def user_entry(k) -> int:
     """The entry point of the panic task's program (e_entry of the ELF header mapped at 0x400000), or
     0x401000 when that page is not in the dump."""
     from kcrash.commands.rd import task_pgd
-    from kcrash.kernel.tasks import panic_task
+    from kcrash.kernel.panic import panic_task
 
     try:
         header = k.translator.read(0x400000, 64, pgd_paddr=task_pgd(k, panic_task(k)))

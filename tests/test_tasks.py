@@ -6,9 +6,14 @@ from __future__ import annotations
 import pytest
 from fixtures.locate import SERIES
 
+from kcrash.commands import _crashtext as crashtext
 from kcrash.commands import ps as psmod
+from kcrash.kernel import cpus
+from kcrash.kernel import panic as kpanic
 from kcrash.kernel import tasks as th
-from kcrash.kernel.tasks import TaskInfo, TaskStates, TaskTable
+from kcrash.kernel import time as ktime
+from kcrash.kernel.task_state import TaskStates
+from kcrash.kernel.tasks import TaskInfo, TaskTable
 
 ARRAY_4_14 = [
     "R (running)",
@@ -105,13 +110,15 @@ def test_verbose_state_names(value, name) -> None:
 
 
 def test_format_jiffies() -> None:
-    assert th.format_jiffies(858, 250) == "00:00:03"
-    assert th.format_jiffies(250 * (86400 * 2 + 3723), 250) == "2 days, 01:02:03"
+    assert crashtext.format_jiffies(858, 250) == "00:00:03"
+    assert crashtext.format_jiffies(250 * (86400 * 2 + 3723), 250) == "2 days, 01:02:03"
 
 
 def test_format_nanoseconds() -> None:
-    assert th.format_nanoseconds(5_756_000_000) == "0 00:00:05.756"
-    assert th.format_nanoseconds(((3 * 24 + 4) * 3600 + 5 * 60 + 6) * 10**9 + 7_000_000) == "3 04:05:06.007"
+    assert crashtext.format_nanoseconds(5_756_000_000) == "0 00:00:05.756"
+    assert (
+        crashtext.format_nanoseconds(((3 * 24 + 4) * 3600 + 5 * 60 + 6) * 10**9 + 7_000_000) == "3 04:05:06.007"
+    )
 
 
 class FakeSymbol:
@@ -133,10 +140,14 @@ class FakeKernel:
 
     def __init__(self, tick_nsec: int, jiffies_64: int) -> None:
         self.symbols = FakeSymbols({"tick_nsec": 0x1000, "jiffies_64": 0x2000})
+        self.cache: dict = {}  # Kernel.cache
         self.memory = {0x1000: tick_nsec, 0x2000: jiffies_64}
 
     def read_u64(self, address: int) -> int:
         return self.memory[address]
+
+    def read(self, address: int, size: int) -> bytes:
+        return self.memory[address].to_bytes(size, "little")
 
     def address_of(self, name: str) -> int:
         return self.symbols.names[name]
@@ -144,10 +155,10 @@ class FakeKernel:
 
 def test_uptime_from_initial_jiffies() -> None:
     k = FakeKernel(4_000_000, (1 << 32) - 300 * 250 + 858)  # HZ=250, 3.43 s after boot
-    assert th.kernel_hz(k) == 250
-    assert th.uptime_jiffies(k) == 858
+    assert ktime.hz(k) == 250
+    assert ktime.uptime_jiffies(k) == 858
     wrapped = FakeKernel(1_000_000, (1 << 32) + 5000)  # HZ=1000, past the 32-bit wrap
-    assert th.uptime_jiffies(wrapped) == 5000 + 300 * 1000
+    assert ktime.uptime_jiffies(wrapped) == 5000 + 300 * 1000
 
 
 # --- the task table -----------------------------------------------------------------------------------------
@@ -306,9 +317,9 @@ def test_table_equals_the_kernel_lists(real) -> None:
 def test_panic_task_and_lookup(real) -> None:
     fs, name, k = real
     boot = fs.manifest["boots"][fs.dumps[name]["boot"]]
-    panic = th.panic_task_info(k)
+    panic = kpanic.panic_task_info(k)
     assert (panic.pid, panic.comm) == (boot["panic_pid"], boot["panic_comm"])
-    assert panic.address in th.active_tasks(k)
+    assert panic.address in cpus.active_tasks(k)
     assert th.resolve_task(k, str(panic.pid)).address == panic.address
     assert th.resolve_task(k, f"{panic.address:x}").address == panic.address
     assert th.resolve_task(k, "kc-crasher").address == panic.address
@@ -323,9 +334,9 @@ def test_hz_and_uptime(real) -> None:
     from kcrash.kernel.printk import log_records
 
     _, _, k = real
-    assert th.kernel_hz(k) == 250
+    assert ktime.hz(k) == 250
     last = max(r.ts_nsec for r in log_records(k)) / 1e9
-    assert abs(th.uptime_jiffies(k) / 250 - last) < 1.0
+    assert abs(ktime.uptime_jiffies(k) / 250 - last) < 1.0
 
 
 @pytest.mark.fixture

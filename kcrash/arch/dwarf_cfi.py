@@ -54,7 +54,9 @@ class _Cie:
 
 
 class CfiTable:
-    def __init__(self, data: bytes, bias: int, index: tuple[bytes, bytes, bytes] | None = None) -> None:
+    def __init__(
+        self, data: bytes | memoryview, bias: int, index: tuple[bytes, bytes, bytes] | None = None
+    ) -> None:
         """`data`: the .debug_frame bytes; `bias`: added to link-time addresses (the KASLR offset);
         `index`: the FDE index as `index_bytes()` returned it earlier (e.g. from a cache)."""
         data = bytes(data)  # 2-3 MB; slicing bytes is simpler and faster than a memoryview here

@@ -19,7 +19,7 @@ import struct
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kcrash.debuginfo.elffile import ElfImage
@@ -99,9 +99,9 @@ def _layout_from_type(orc_type: Type | None) -> tuple[_Bits, bool]:
     default = {"sp_reg": (0, 4), "bp_reg": (4, 4), "type": (8, 2), "end": (10, 1)}
     if orc_type is None:
         return _Bits(default), False
-    fields = {}
+    fields: dict[str, tuple[int, int]] = {}
     for m in orc_type.strip().members:
-        if m.bit_size and m.bit_offset >= 32:
+        if m.name and m.bit_size and m.bit_offset >= 32:
             fields[m.name] = (m.bit_offset - 32, m.bit_size)
     if "sp_reg" not in fields or "type" not in fields:
         return _Bits(default), False
@@ -112,14 +112,14 @@ class _SelfRelativeIps(Sequence[int]):
     """The absolute addresses of .orc_unwind_ip's self-relative s32 entries, computed on access: bisect
     needs ~20 of the ~370k per lookup, so nothing is converted up front."""
 
-    def __init__(self, rel: array, base: int) -> None:
+    def __init__(self, rel: array[int], base: int) -> None:
         self.rel = rel
         self.base = base
 
     def __len__(self) -> int:
         return len(self.rel)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self.rel)))]
         if i < 0:
@@ -177,9 +177,8 @@ class OrcTable:
         i = bisect.bisect_right(self.ips, ip) - 1
         if i < 0:
             return None
-        hit = self._cache.get(i, False)
-        if hit is not False:
-            return hit
+        if i in self._cache:
+            return self._cache[i]
         sp_off, bp_off, flags = struct.unpack_from("<hhH", self.entries, 6 * i)
         lay = self.layout
         raw_type = lay.get(flags, "type")

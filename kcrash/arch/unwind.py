@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from kcrash.arch.orc import (
     REG_AX,
@@ -67,12 +68,27 @@ class Frame:
     error: MemoryReadError | None = None  # the read that ended the unwind after this frame
 
 
+class FrameRule(Protocol):
+    """How to find the caller's frame at one address (an ORC entry, or a rule from DWARF CFI)."""
+
+    @property
+    def sp_reg(self) -> int: ...
+    @property
+    def sp_offset(self) -> int: ...
+    @property
+    def bp_reg(self) -> int: ...
+    @property
+    def bp_offset(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+
+
 class Unwinder:
     def __init__(
         self,
         read: Callable[[int, int], bytes],
         orc: OrcTable | None,
-        cfi=None,
+        cfi: Any = None,
         pt_regs_offsets: dict[str, int] | None = None,
         is_text: Callable[[int], bool] | None = None,
         max_frames: int = 256,
@@ -87,7 +103,7 @@ class Unwinder:
         self.max_frames = max_frames
 
     def _word(self, addr: int) -> int:
-        return struct.unpack("<Q", self.read(addr, 8))[0]
+        return int.from_bytes(self.read(addr, 8), "little")
 
     def read_pt_regs(self, addr: int) -> dict[str, int]:
         """A struct pt_regs at `addr`, keyed by user_regs_struct names (rip, rsp, rax, …)."""
@@ -167,7 +183,7 @@ class Unwinder:
                 break
         return frames
 
-    def _prev_sp(self, entry, sp: int, bp: int, full_regs: dict[str, int] | None) -> int | None:
+    def _prev_sp(self, entry: FrameRule, sp: int, bp: int, full_regs: dict[str, int] | None) -> int | None:
         r = entry.sp_reg
         if r == REG_SP:
             return sp + entry.sp_offset
@@ -182,7 +198,7 @@ class Unwinder:
             return full_regs[name] + entry.sp_offset
         return None
 
-    def _restore_bp(self, entry, prev_sp: int, bp: int, pt: dict[str, int] | None) -> int:
+    def _restore_bp(self, entry: FrameRule, prev_sp: int, bp: int, pt: dict[str, int] | None) -> int:
         r = entry.bp_reg
         if r == REG_UNDEFINED:
             return pt["rbp"] if pt and "rbp" in pt else bp

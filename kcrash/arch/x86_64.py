@@ -152,7 +152,7 @@ class Translator:
 
     def _entry(self, table: int, index: int, vaddr: int) -> int:
         try:
-            (entry,) = struct.unpack("<Q", self.read_phys(table + index * 8, 8))
+            entry = int.from_bytes(self.read_phys(table + index * 8, 8), "little")
         except MemoryReadError:
             raise FaultError(vaddr, "page table not in dump for kernel virtual address") from None
         return entry & ~self.sme_mask
@@ -213,7 +213,8 @@ class Translator:
         read_phys: Callable[[int, int], bytes], cr3: int, l5: bool = False
     ) -> tuple[int, int] | None:
         """Lowest mapped (vaddr, paddr) of the kernel text map, walking page tables from CR3."""
-        probe = Translator(read_phys, 0, 0, cr3 & _ADDR_MASK, l5=l5)
+        root = cr3 & _ADDR_MASK
+        probe = Translator(read_phys, 0, 0, root, l5=l5)
         probe.page_offset = 0  # disable fast paths: everything goes through the walk
         probe.direct_map_size = 0
         probe.kernel_image_size = 0
@@ -221,7 +222,7 @@ class Translator:
         vaddr = START_KERNEL_MAP
         while vaddr < START_KERNEL_MAP + (1 << 30):
             try:
-                return vaddr, probe.walk(vaddr, probe.pgd_paddr)
+                return vaddr, probe.walk(vaddr, root)
             except (FaultError, PageNotInDumpError):
                 vaddr += step
         return None

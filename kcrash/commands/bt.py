@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from kcrash.commands import Argument, KcrashError, Option, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, command
+from kcrash.commands._crashtext import task_header
 from kcrash.errors import MemoryReadError
+from kcrash.kernel.cpus import active_cpus, cpu_curr, parse_cpu_spec
+from kcrash.kernel.modules import resolve_any
+from kcrash.kernel.stack import Backtrace, backtrace
+from kcrash.kernel.tasks import resolve_task, task_comm, task_pid
 from kcrash.records import hex_field
-
-if TYPE_CHECKING:
-    from kcrash.kernel.stack import Backtrace
 
 HELP = """
 NAME
@@ -82,26 +83,11 @@ class BacktraceRecord:
     frames: list[FrameRecord] = field(default_factory=list)
 
 
-def default_task(ctx):
-    """The current context task (crash's `set`), else the task that panicked, else CPU 0's task."""
-    from kcrash.kernel.cpus import cpu_curr
-    from kcrash.kernel.stack import active_cpus
-    from kcrash.kernel.tasks import panic_task
-
-    if ctx.task is not None:
-        return ctx.task
-    k = ctx.kernel
-    task = panic_task(k)
-    return task if task is not None else cpu_curr(k, active_cpus(k)[0])
-
-
 def _resolve_text(k, address: int):
     """(symbol, offset) for a frame address: the vmlinux's text, else the loaded module that holds it
     (its Symbol.module gives crash's ` [module]` suffix); None for user-space addresses."""
     if address < 0xFFFF800000000000:
         return None
-    from kcrash.kernel.modules import resolve_any
-
     stext, etext = k.symbols.lookup("_stext"), k.symbols.lookup("_etext")
     if stext is not None and etext is not None and stext.address <= address < etext.address:
         hit = k.resolve(address)
@@ -113,11 +99,6 @@ def _resolve_text(k, address: int):
         return resolve_any(k, address) or k.resolve(address)
     except KcrashError:
         return k.resolve(address)
-
-
-def task_header(pid: int, task: int, cpu: int | str, comm: str) -> str:
-    """crash's task header line (bt, foreach, …)."""
-    return f'PID: {pid:<7}  TASK: {task:<16x}  CPU: {cpu!s:<3}  COMMAND: "{comm}"'
 
 
 def _register_block(regs: dict[str, int], exception_rip: str | None) -> list[str]:
@@ -136,9 +117,6 @@ def _register_block(regs: dict[str, int], exception_rip: str | None) -> list[str
 
 
 def build_record(k, task, want_lines: bool) -> tuple[BacktraceRecord, Backtrace]:
-    from kcrash.kernel.stack import backtrace
-    from kcrash.kernel.tasks import task_comm, task_pid
-
     bt = backtrace(k, task)
     rec = BacktraceRecord(task_pid(task), task.address, bt.cpu, task_comm(task))
     for i, f in enumerate(bt.frames):
@@ -233,10 +211,7 @@ def _frame_words(k, fr: FrameRecord, nxt: FrameRecord) -> list[str]:
     arguments=[Argument("task", help="PID or task address", nargs="*")],
     help=HELP,
 )
-def bt_command(ctx, args) -> None:
-    from kcrash.kernel.cpus import cpu_curr, parse_cpu_spec
-    from kcrash.kernel.stack import active_cpus
-
+def bt_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     targets = []
     if args.a or args.c:
@@ -247,11 +222,9 @@ def bt_command(ctx, args) -> None:
                 raise KcrashError(f"invalid cpu: {cpu}")
             targets.append(cpu_curr(k, cpu))
     elif args.task:
-        from kcrash.kernel.tasks import resolve_task
-
         targets = [resolve_task(k, word) for word in args.task]
     else:
-        targets = [default_task(ctx)]
+        targets = [ctx.context_task]
     for n, task in enumerate(targets):
         rec, bt = build_record(k, task, args.l)
         text = render(rec, k, args)

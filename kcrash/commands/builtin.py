@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kcrash.commands import Argument, CommandFailed, Option, UsageError, command
+from kcrash.commands import Args, Argument, CommandFailed, Context, Option, UsageError, command
 from kcrash.errors import KcrashError
 from kcrash.shell.core import ExitShell
 from kcrash.shell.helppage import TOPICS, command_menu, help_page
@@ -36,7 +36,7 @@ from kcrash.shell.registry import PluginError
       kcrash> help input
     """,
 )
-def help_command(ctx, args):
+def help_command(ctx: Context, args: Args) -> None:
     shell = ctx.shell
     if not args.topic:
         ctx.write(command_menu([s.name for s in shell.registry.commands()]))
@@ -104,7 +104,7 @@ def _alias_text(record: AliasRecord) -> str:
       alias deleted: kp
     """,
 )
-def alias_command(ctx, args):
+def alias_command(ctx: Context, args: Args) -> None:
     shell = ctx.shell
     if args.alias is None:
         if not ctx.json:
@@ -232,7 +232,7 @@ class SettingRecord:
         Option("-p", help="set the context to the panic task."),
         Option("-a", metavar="task", help="set the context to a task and make it the active one on its cpu."),
     ],
-    arguments=[Argument("setting", nargs="*", complete="setting")],
+    arguments=[Argument("setting", nargs="*", complete=lambda shell, prefix: sorted(VARIABLES))],
     raw=True,
     help="""
     SYNOPSIS
@@ -270,7 +270,7 @@ class SettingRecord:
       output: json
     """,
 )
-def set_command(ctx, args):
+def set_command(ctx: Context, args: Args) -> None:
     words = list(args.setting)
     if words == ["-v"]:
         _show_variables(ctx)
@@ -359,7 +359,7 @@ def _plugin_text(record: PluginRecord) -> str:
       hello: plugin unloaded
     """,
 )
-def extend_command(ctx, args):
+def extend_command(ctx: Context, args: Args) -> None:
     registry = ctx.shell.registry
     if args.u:
         names = args.plugin or [p.name for p in registry.plugins.values() if not p.source.startswith("entry")]
@@ -414,5 +414,5 @@ def extend_command(ctx, args):
     session at that line.
     """,
 )
-def exit_command(ctx, args):
+def exit_command(ctx: Context, args: Args) -> None:
     raise ExitShell()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kcrash.commands import Argument, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, Option, UsageError, command
 from kcrash.errors import KcrashError
 from kcrash.records import dec_field, hex_field
 
@@ -223,7 +223,7 @@ def render_eval(result: EvalResult) -> str:
       kcrash> eval -b 0x8000000000000001
     """,
 )
-def eval_command(ctx, args):
+def eval_command(ctx: Context, args: Args) -> None:
     words = list(args.expression)
     show_bits = False
     while words and words[0] in ("-b", "-l", "-bl", "-lb") and len(words) > 1:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kcrash.commands import Argument, CommandFailed, KcrashError, Option, command
-from kcrash.commands.rd import Reader, current_task, eval_expression, parse_count, task_pgd
+from kcrash.arch import x86_64_att as att
+from kcrash.arch.x86_64 import START_KERNEL_MAP
+from kcrash.commands import Args, Argument, CommandFailed, Context, KcrashError, Option, command
+from kcrash.commands.rd import Reader, eval_expression, parse_count, task_pgd
 from kcrash.commands.sym import line_text, not_found_lines, parse_hex, symbol_record
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import disasm
 from kcrash.kernel import modules as kmod
 from kcrash.records import hex_field
+
+if TYPE_CHECKING:
+    from kcrash.debuginfo.symbols import SymbolTable
 
 HELP = """
 NAME
@@ -76,7 +82,6 @@ EXAMPLES
 """
 
 DIS_ERROR = "gdb unable to disassemble kernel virtual address {:x}"
-_START_KERNEL_MAP = 0xFFFFFFFF80000000
 _SLACK = 16  # bytes read past a range so that its last instruction decodes whole, as gdb reads on
 
 
@@ -107,7 +112,7 @@ def read_code(k, address: int, length: int) -> bytes:
             out += k.read(pos, n)
         except MemoryReadError:
             data = None
-            if pos >= _START_KERNEL_MAP:
+            if pos >= START_KERNEL_MAP:
                 data = k.elf.read_at_address(pos - k.kaslr_offset, n)
             if data is None:
                 break
@@ -123,7 +128,7 @@ def function_end(k, sym, address: int) -> int:
         end = disasm.gdb_symbols(k).function_end(address)
         if end is not None:
             return end
-        table = kmod.kernel_symbols(k).table
+        table: SymbolTable | None = kmod.kernel_symbols(k).table
         limit = address + 1
     else:
         mod = kmod.find_module(k, sym.module)
@@ -151,7 +156,7 @@ class Printer:
             return None
         return kmod.symbol_string(self.k, address, self.radix)
 
-    def line(self, insn: disasm.Instruction) -> DisLine:
+    def line(self, insn: att.Instruction) -> DisLine:
         k = self.k
         name = kmod.symbol_string(k, insn.address, self.radix)
         text = insn.text(self.symbolize)
@@ -193,7 +198,7 @@ def _duplicates(k, name: str) -> list:
     ],
     help=HELP,
 )
-def dis_command(ctx, args):
+def dis_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     radix = 16 if args.x else 10 if args.d else ctx.settings.radix
     word = args.target
@@ -256,12 +261,12 @@ def dis_command(ctx, args):
         raise KcrashError(DIS_ERROR.format(start))
     shown = 0
     next_address = start
-    for insn in disasm.disassemble(code, start):
+    for insn in att.disassemble(code, start):
         if first is not None and insn.address < first:
             continue
         if limit is not None and shown >= limit:
             return
-        if limit is None and stop_at is None and insn.address >= end:
+        if limit is None and stop_at is None and end is not None and insn.address >= end:
             return
         ctx.emit(printer.line(insn))
         shown += 1
@@ -289,7 +294,7 @@ def _raw(ctx, address: int, count: int, pgd: int | None) -> None:
         pos += n
     shown = 0
     next_address = address
-    for insn in disasm.disassemble(bytes(code), address, count):
+    for insn in att.disassemble(bytes(code), address, count):
         ctx.emit(DisLine(insn.address, "", insn.text(), None, f"   0x{insn.address:x}:\t{insn.text()}"))
         shown += 1
         next_address = insn.address + insn.size
@@ -304,4 +309,4 @@ def _raw(ctx, address: int, count: int, pgd: int | None) -> None:
 
 def _user(ctx, address: int, count: int) -> None:
     k = ctx.kernel
-    _raw(ctx, address, count, task_pgd(k, current_task(ctx)))
+    _raw(ctx, address, count, task_pgd(k, ctx.context_task))

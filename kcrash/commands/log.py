@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from kcrash.commands import Option, command
+from kcrash.commands import Args, Context, Option, command
+from kcrash.commands._crashtext import ctime_tz
 from kcrash.errors import KcrashError
-from kcrash.kernel.printk import (
-    LogRecord,
-    audit_records,
-    caller_id_width,
-    log_format,
-    log_records,
-    plain_log,
-    safe_buffers,
-)
-from kcrash.kernel.sysinfo import boot_time, ctime_tz
+from kcrash.kernel.audit import audit_records
+from kcrash.kernel.printk import LogRecord, caller_id_width, log_format, log_records, plain_log
+from kcrash.kernel.printk_safe import safe_buffers
+from kcrash.kernel.time import boot_time
 
 __all__ = ["format_record", "format_plain", "printable"]
 
@@ -210,15 +205,15 @@ def _safe_buffer_lines(buffers, show_header: bool, text_only: bool, level: bool)
       [Thu Nov 26 10:26:27 UTC 2026] Linux version 6.1.0-56-cloud-amd64 ...
     """,
 )
-def log_command(ctx, args):
+def log_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     if args.a:
-        records = audit_records(k)
-        if not records:
+        audit = audit_records(k)
+        if not audit:
             ctx.print("log: kernel audit log is empty")
             return
-        for rec in records:
-            ctx.print(f"type={rec.type} {printable(rec.text)}")
+        for entry in audit:
+            ctx.print(f"type={entry.type} {printable(entry.text)}")
         return
     if args.s:
         _print_safe_buffers(ctx, show_header=True, args=args)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command
 from kcrash.errors import MemoryReadError
 from kcrash.expr.crashfmt import p_leader, whatis_variable
 from kcrash.expr.errors import ExprError, Unsupported
 from kcrash.expr.session import FORMAT_LETTERS, expr_session, is_percpu_symbol
+from kcrash.kernel.cpus import parse_cpu_spec
+from kcrash.kernel.tasks import task_cpu
 
 __all__ = ["PrintRecord", "print_expression", "gdb_fallback", "split_options", "read_error"]
 
@@ -84,18 +86,13 @@ def gdb_fallback(ctx, text: str, why: Exception, fmt: str | None = None, radix: 
 
 def _context_task(ctx):
     try:
-        from kcrash.commands.bt import default_task
-
-        return default_task(ctx)
+        return ctx.context_task
     except Exception:  # noqa: BLE001 - registers are a bonus for gdb; expressions work without them
         return None
 
 
 def context_cpus(ctx, spec: str) -> list[int]:
     """The CPUs of a `SYMBOL:cpuspec` suffix: empty means the context task's CPU, else crash's CPU list."""
-    from kcrash.kernel.cpus import parse_cpu_spec
-    from kcrash.kernel.tasks import task_cpu
-
     spec = spec.strip()
     if spec == "":
         task = _context_task(ctx)
@@ -205,7 +202,7 @@ def _per_cpu(ctx, name: str, spec: str | None, fmt: str | None, radix: int) -> b
       kcrash> p ((struct task_struct *)0xffff888003a2c800)->comm
     """,
 )
-def p_command(ctx, args):
+def p_command(ctx: Context, args: Args) -> None:
     flags, text = split_options(args.raw, "dhxu")
     if "x" in flags and "d" in flags:
         raise KcrashError("-d and -x are mutually exclusive")
@@ -256,7 +253,7 @@ def p_command(ctx, args):
       kcrash> gdb bt
     """,
 )
-def gdb_command(ctx, args):
+def gdb_command(ctx: Context, args: Args) -> None:
     line = args.raw.strip()
     if not line:
         raise UsageError("missing gdb command")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import re
 import shlex
-import struct
 from dataclasses import dataclass
+from typing import Any
 
-from kcrash.commands import Argument, KcrashError, Option, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, command
+from kcrash.commands._crashtext import format_jiffies, format_nanoseconds, task_header
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import mm as mmh
 from kcrash.kernel import tasks as th
-from kcrash.kernel.cpus import parse_cpu_spec
-from kcrash.kernel.tasks import TaskInfo, task_header
+from kcrash.kernel.cpus import active_tasks, parse_cpu_spec, runqueue
+from kcrash.kernel.panic import panic_task
+from kcrash.kernel.rlimit import RLIM_INFINITY, RLIMIT_NAMES, task_rlimits
+from kcrash.kernel.task_state import task_states
+from kcrash.kernel.tasks import TaskInfo
+from kcrash.kernel.time import hz, uptime_jiffies
 from kcrash.records import hex_field
 
 HELP = """
@@ -135,25 +140,6 @@ EXAMPLES
 _EXCLUSIVE = ("a", "t", "c", "p", "g", "l", "m", "S", "r", "A")
 _EXCLUSIVE_MESSAGE = "-a, -t, -c, -p, -g, -l, -m, -S, -r and -A flags are all mutually-exclusive"
 _POLICIES = {"NORMAL": 0, "FIFO": 1, "RR": 2, "BATCH": 3, "ISO": 4, "IDLE": 5, "DEADLINE": 6}
-_RLIMIT_NAMES = (
-    "CPU",
-    "FSIZE",
-    "DATA",
-    "STACK",
-    "CORE",
-    "RSS",
-    "NPROC",
-    "NOFILE",
-    "MEMLOCK",
-    "AS",
-    "LOCKS",
-    "SIGPENDING",
-    "MSGQUEUE",
-    "NICE",
-    "RTPRIO",
-    "RTTIME",
-)
-_RLIM_INFINITY = (1 << 64) - 1
 _VADDR_PRLEN = 16
 
 
@@ -200,9 +186,9 @@ class _Ps:
         self.k = ctx.kernel
         self.args = args
         self.table = th.task_table(self.k)
-        self.states = th.task_states(self.k)
-        self.active = th.active_tasks(self.k)
-        panic = th.panic_task(self.k)
+        self.states = task_states(self.k)
+        self.active = active_tasks(self.k)
+        panic = panic_task(self.k)
         self.panic = panic.address if panic is not None else None
         self.group_seen: set[int] = set()
         self.idle_shown = False
@@ -236,7 +222,7 @@ class _Ps:
         return self.states.code(t.state_value)
 
     def header(self, t: TaskInfo) -> str:
-        return task_header(t)
+        return task_header(t.pid, t.address, t.cpu, t.comm)
 
     # --- the table rows ---------------------------------------------------------------------------
     def heading(self) -> str:
@@ -377,16 +363,14 @@ class _Ps:
 
     def rq_clock(self, cpu: int) -> int:
         if cpu not in self._rq_clock:
-            from kcrash.kernel.cpus import runqueue
-
             self._rq_clock[cpu] = int(runqueue(self.k, cpu).clock)
         return self._rq_clock[cpu]
 
     def milliseconds(self, t: TaskInfo, clock: int | None = None) -> None:
         clock = self.rq_clock(t.cpu) if clock is None else clock
         delta = max(clock - t.last_run, 0)
-        text = th.format_nanoseconds(delta)
-        days = th.format_nanoseconds(clock).index(" ") - text.index(" ")
+        text = format_nanoseconds(delta)
+        days = format_nanoseconds(clock).index(" ") - text.index(" ")
         self.ctx.print(f"[{' ' * days}{text}] [{self.code(t)}]  {self.header(t)}")
 
     def per_cpu_times(self, cpus: list[int]) -> None:
@@ -424,39 +408,37 @@ class _Ps:
         self.ctx.write(f"{text}\nENV: {body}\n{'' if chars else chr(10)}")
 
     def rlimits(self, t: TaskInfo) -> None:
-        k = self.k
-        sig_type = k.type("struct signal_struct")
-        hit = sig_type.find_member("rlim")
-        if hit is None:
-            raise KcrashError("cannot determine rlimit array location")
-        count = hit[0].type.strip().length or 0
-        if not count:
-            raise KcrashError("cannot determine rlimit array size")
-        names = _RLIMIT_NAMES[:count]
-        len1 = max(len(n) for n in names)
+        try:
+            limits = task_rlimits(self.k, t.signal)
+        except MemoryReadError:
+            self.ctx.print(self.header(t))
+            return
+        len1 = max(len(n) for n in RLIMIT_NAMES[: len(limits)])
         len2 = len("(unlimited)")
         self.ctx.print(self.header(t))
-        try:
-            raw = k.read(t.signal + hit[1] // 8, count * 16)
-        except MemoryReadError:
-            return
         lines = [
             f"  {'RLIMIT':>{len1}}   {center('CURRENT', len2, rjust=True)}   {center('MAXIMUM', len2, rjust=True)}"
         ]
-        for i in range(count):
-            cur, maximum = struct.unpack_from("<QQ", raw, 16 * i)
-            name = _RLIMIT_NAMES[i] if i < len(_RLIMIT_NAMES) else "(unknown)"
-            cur_s = "(unlimited)" if cur == _RLIM_INFINITY else center(str(cur), len2, ljust=True)
-            max_s = "(unlimited)" if maximum == _RLIM_INFINITY else center(str(maximum), len2, ljust=True)
-            lines.append(f"  {name:>{len1}}   {cur_s}   {max_s}")
+        for limit in limits:
+            cur_s = (
+                "(unlimited)"
+                if limit.current == RLIM_INFINITY
+                else center(str(limit.current), len2, ljust=True)
+            )
+            max_s = (
+                "(unlimited)"
+                if limit.maximum == RLIM_INFINITY
+                else center(str(limit.maximum), len2, ljust=True)
+            )
+            lines.append(f"  {limit.name:>{len1}}   {cur_s}   {max_s}")
         self.ctx.print("\n".join(lines) + "\n")
 
     def task_times(self, tasks: list[TaskInfo]) -> None:
         k = self.k
-        hz = th.kernel_hz(k)
-        now = th.uptime_jiffies(k)
+        ticks_per_second = hz(k)
+        now = uptime_jiffies(k)
         for t in sorted(tasks, key=lambda t: t.start_time):
-            run = th.format_jiffies(th.task_run_time(k, t, now), hz)
+            run = format_jiffies(th.task_run_time(k, t, now), ticks_per_second)
             self.ctx.print(
                 f"{self.header(t)}\n    RUN TIME: {run}\n  START TIME: {t.start_time}\n"
                 f"       UTIME: {t.utime}\n       STIME: {t.stime}\n"
@@ -464,7 +446,7 @@ class _Ps:
 
     def times_selection(self, t: TaskInfo | None) -> list[TaskInfo]:
         a = self.args
-        out = []
+        out: list[TaskInfo] = []
         for task in [t] if t is not None else self.table.tasks:
             if a.u and self.kthread(task):
                 continue
@@ -474,9 +456,10 @@ class _Ps:
                 if task.pid != task.tgid:
                     if t is None:
                         continue
-                    task = self.table.leader(task.tgid)
-                    if task is None:
+                    leader = self.table.leader(task.tgid)
+                    if leader is None:
                         return out
+                    task = leader
                 if task.address in self.group_seen:
                     return out
                 self.group_seen.add(task.address)
@@ -566,7 +549,7 @@ def _is_number(word: str) -> bool:
     help=HELP,
     render=_Ps.row,
 )
-def ps_command(ctx, args):
+def ps_command(ctx: Context, args: Args) -> None:
     if args.u and args.k:
         raise KcrashError("-u and -k are mutually exclusive")
     chosen = [f for f in _EXCLUSIVE if getattr(args, f)]
@@ -605,7 +588,7 @@ def ps_command(ctx, args):
     if args.C is not None:
         ctx.warn("-C option is not applicable with specified tasks")
     quoted = _quoted_words(args.raw)
-    selectors: list[tuple[str, object]] = []
+    selectors: list[tuple[str, Any]] = []
     for word in args.task:
         if word in quoted:
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command
 from kcrash.commands.sym import not_found_lines, parse_hex
 from kcrash.errors import FaultError, MemoryReadError, PageExcludedError, PageNotInDumpError
 from kcrash.kernel import modules as kmod
@@ -184,18 +184,6 @@ def task_pgd(k, task) -> int:
     return k.vtop(pgd)
 
 
-def current_task(ctx):
-    """The current context task (`set`), else the task that panicked."""
-    if ctx.task is not None:
-        return ctx.task
-    from kcrash.kernel.tasks import panic_task
-
-    task = panic_task(ctx.kernel)
-    if task is None:
-        raise KcrashError("no current context task (the dump has no panic task; use `set`)")
-    return task
-
-
 class Reader:
     """Reads one kind of address space, turning failures into crash's error lines."""
 
@@ -342,7 +330,7 @@ def format_items(
     ],
     help=HELP,
 )
-def rd_command(ctx, args):
+def rd_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     size = 8
     for token in args.argv:  # the last size option on the line wins, as with crash's getopt
@@ -352,8 +340,10 @@ def rd_command(ctx, args):
     if word.startswith("("):
         address = eval_expression(k, word)
     else:
-        address = parse_hex(word)
-        if address is None:
+        parsed = parse_hex(word)
+        if parsed is not None:
+            address = parsed
+        else:
             sym = kmod.lookup_any(k, word)
             if sym is None:
                 if any(c in word for c in "+-"):
@@ -386,7 +376,7 @@ def rd_command(ctx, args):
     if args.p:
         reader = Reader(k, "PHYSADDR")
     elif args.u or not is_kvaddr(k, address):
-        reader = Reader(k, "UVADDR", task_pgd(k, current_task(ctx)))
+        reader = Reader(k, "UVADDR", task_pgd(k, ctx.context_task))
     else:
         reader = Reader(k, "KVADDR")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command
 from kcrash.commands.p import _context_task, context_cpus, read_error
 from kcrash.debuginfo.types import Kind, Type
 from kcrash.errors import MemoryReadError
@@ -287,7 +287,7 @@ def _prepare(args) -> None:
     arguments=[Argument("args", nargs="*", metavar="name[.member,...] [address|symbol] [count]")],
     help=_struct_help("struct"),
 )
-def struct_command(ctx, args):
+def struct_command(ctx: Context, args: Args) -> None:
     _prepare(args)
     _datatype(ctx, args, ("struct",), "struct")
 
@@ -299,7 +299,7 @@ def struct_command(ctx, args):
     arguments=[Argument("args", nargs="*", metavar="name[.member,...] [address|symbol] [count]")],
     help=_struct_help("union"),
 )
-def union_command(ctx, args):
+def union_command(ctx: Context, args: Args) -> None:
     _prepare(args)
     _datatype(ctx, args, ("union",), "union")
 
@@ -320,7 +320,7 @@ def union_command(ctx, args):
       kcrash> * page ffffea0000000040
     """,
 )
-def pointer_to_command(ctx, args):
+def pointer_to_command(ctx: Context, args: Args) -> None:
     _prepare(args)
     _datatype(ctx, args, ("struct", "union"), "*")
 
@@ -441,7 +441,7 @@ def _gdb_type_query(ctx, cmd: str, text: str, why: Exception) -> str:
       kcrash> whatis -r 16
     """,
 )
-def whatis_command(ctx, args):
+def whatis_command(ctx: Context, args: Args) -> None:
     if args.r is not None or args.m is not None:
         ctx.write(_search_types(ctx, args.r, args.m))
         return
@@ -539,7 +539,7 @@ def _contains_member_type(t: Type, wanted: str, seen: set[int]) -> bool:
       type = int
     """,
 )
-def ptype_command(ctx, args):
+def ptype_command(ctx: Context, args: Args) -> None:
     text = args.raw.strip()
     if not text:
         raise UsageError("missing type or expression")

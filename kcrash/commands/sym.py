@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from kcrash.commands import Argument, CommandFailed, Option, command
+from kcrash.commands import Args, Argument, CommandFailed, Context, Option, command
 from kcrash.debuginfo.symbols import Symbol
 from kcrash.kernel import modules as kmod
 from kcrash.records import hex_field
@@ -244,7 +244,7 @@ def _neighbours(k, sym: Symbol) -> tuple[Symbol | None, Symbol | None]:
     arguments=[Argument("target", nargs="*", metavar="symbol | vaddr", help="a symbol or an address.")],
     help=HELP,
 )
-def sym_command(ctx, args):
+def sym_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     radix = ctx.settings.radix
     if not (args.l or args.M or args.module or args.query is not None or args.target):

@@ -4,18 +4,25 @@ context block (task.c show_context). The shell's `set` owns the variables; this 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command, context_hook
-from kcrash.errors import MemoryReadError
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command, context_hook
+from kcrash.commands._crashtext import task_header
 from kcrash.kernel import tasks as th
+from kcrash.kernel.cpus import active_cpus, active_tasks, mark_active
+from kcrash.kernel.panic import panic_task_info, task_activity
+from kcrash.kernel.task_state import task_state_name
 from kcrash.kernel.tasks import TaskInfo
 from kcrash.records import hex_field
 
-__all__ = ["ContextRecord", "context_text", "current_task_info", "set_context_hook", "task_command"]
-
-# Log lines that make crash call a panic "SYSRQ" (task.c get_panicmsg, crash 8.0.2's exact strings).
-_SYSRQ_MARKERS = (b"SysRq : Crash", b"SysRq : Trigger a crashdump")
+__all__ = [
+    "ContextRecord",
+    "context_record",
+    "context_lines",
+    "context_text",
+    "current_task_info",
+    "set_context_hook",
+    "task_command",
+]
 
 
 @dataclass(frozen=True)
@@ -42,26 +49,9 @@ class ContextRecord:
     activity: str | None = None  # "PANIC", "ACTIVE", "SYSRQ" for a task on a CPU, else None
 
 
-@lru_cache(maxsize=8)
-def _sysrq_panic(k) -> bool:
-    try:
-        from kcrash.kernel.printk import log_records
-
-        return any(m in (r.text or b"") for r in log_records(k) for m in _SYSRQ_MARKERS)
-    except (KcrashError, MemoryReadError, ImportError):
-        return False
-
-
 def context_record(k, task: TaskInfo) -> ContextRecord:
+    """`task`'s context as crash's show_context() reports it."""
     table = th.task_table(k)
-    panic = th.panic_task_info(k)
-    active = task.address in th.active_tasks(k) or (panic is not None and task.address == panic.address)
-    activity = None
-    if active:
-        if panic is not None and task.address == panic.address:
-            activity = "SYSRQ" if _sysrq_panic(k) else "PANIC"
-        else:
-            activity = "ACTIVE"
     return ContextRecord(
         pid=task.pid,
         command=task.comm,
@@ -69,31 +59,36 @@ def context_record(k, task: TaskInfo) -> ContextRecord:
         thread_info=task.thread_info,
         tasks_with_pid=len(table.with_pid(task.pid)),
         cpu=task.cpu,
-        state=th.task_states(k).name(task.state_value),
-        activity=activity,
+        state=task_state_name(k, task),
+        activity=task_activity(k, task.address),
     )
+
+
+def context_lines(rec: ContextRecord, width: int = 7) -> list[str]:
+    """crash's show_context(): the PID/COMMAND/TASK/CPU/STATE block. `set` aligns the names to 7 columns
+    (the length of COMMAND); the start-up banner aligns them to 12, like the `sys` block above them."""
+    of = f"(1 of {rec.tasks_with_pid})  " if rec.tasks_with_pid > 1 else ""
+    suffix = f"({rec.activity})" if rec.activity else ""
+    return [
+        f"{'PID':>{width}}: {rec.pid}",
+        f'{"COMMAND":>{width}}: "{rec.command}"',
+        f"{'TASK':>{width}}: {rec.task:x}  {of}[THREAD_INFO: {rec.thread_info:x}]",
+        f"{'CPU':>{width}}: {rec.cpu}",
+        f"{'STATE':>{width}}: {rec.state} {suffix}",
+    ]
 
 
 def context_text(rec: ContextRecord) -> str:
-    """crash's show_context() block at run time (no indentation)."""
-    of = f"(1 of {rec.tasks_with_pid})  " if rec.tasks_with_pid > 1 else ""
-    suffix = f"({rec.activity})" if rec.activity else ""
-    return (
-        f"    PID: {rec.pid}\n"
-        f'COMMAND: "{rec.command}"\n'
-        f"   TASK: {rec.task:x}  {of}[THREAD_INFO: {rec.thread_info:x}]\n"
-        f"    CPU: {rec.cpu}\n"
-        f"  STATE: {rec.state} {suffix}"
-    )
+    """The context block as `set` prints it."""
+    return "\n".join(context_lines(rec))
 
 
-def current_task_info(ctx) -> TaskInfo | None:
-    """The context task (set by `set`), else the panic task."""
+def current_task_info(ctx) -> TaskInfo:
+    """The context task's table entry (ctx.context_task: the task `set` chose, else the panic task)."""
     k = ctx.kernel
-    if ctx.task is not None:
-        info = th.task_table(k).get(ctx.task.address)
-        return info if info is not None else th.read_task(k, ctx.task.address)
-    return th.panic_task_info(k)
+    address = ctx.context_task.address
+    info = th.task_table(k).get(address)
+    return info if info is not None else th.read_task(k, address)
 
 
 def _show(ctx, task: TaskInfo) -> None:
@@ -126,13 +121,11 @@ def _option_value(words: list[str], i: int, flag: str) -> tuple[str, int]:
 
 def _set_cpu(ctx, cpu: int) -> None:
     k = ctx.kernel
-    from kcrash.kernel.stack import active_cpus
-
     cpus = active_cpus(k)
     ncpus = (max(cpus) + 1) if cpus else 1
     if cpu >= ncpus:
         raise KcrashError(f"invalid cpu number: system has only {ncpus} cpu{'s' if ncpus > 1 else ''}")
-    address = next((a for a, c in th.active_tasks(k).items() if c == cpu), None)
+    address = next((a for a, c in active_tasks(k).items() if c == cpu), None)
     table = th.task_table(k)
     info = table.get(address) if address is not None else None
     if info is None:
@@ -156,7 +149,7 @@ def _mark_active(ctx, word: str) -> None:
     if kind == "pid" and len(tasks) > 1:
         raise KcrashError(f"pid {tasks[0].pid} has {len(tasks)} tasks: use a task address")
     task = tasks[0]
-    th.mark_active(k, task)
+    mark_active(k, task.cpu, task.address)
     ctx.print(f'"{task.comm}" task {task.address:x} has been marked as the active task on cpu {task.cpu}')
 
 
@@ -172,10 +165,7 @@ def set_context_hook(ctx, words: list[str]) -> bool:
     if k is None or not hasattr(k, "read") or k.find_type("struct task_struct") is None:
         return False  # no dump with tasks behind this shell (a test double): leave `set` to the variables
     if not words:
-        task = current_task_info(ctx)
-        if task is None:
-            raise KcrashError("no panic task found!")
-        _show(ctx, task)
+        _show(ctx, current_task_info(ctx))
         return True
     first = words[0]
     if first.startswith("-c"):
@@ -183,7 +173,7 @@ def set_context_hook(ctx, words: list[str]) -> bool:
         _set_cpu(ctx, _digits(value))
         return True
     if first == "-p":
-        task = th.panic_task_info(ctx.kernel)
+        task = panic_task_info(ctx.kernel)
         if task is None:
             ctx.warn("no panic task found!")
             return True
@@ -244,7 +234,7 @@ def set_context_hook(ctx, words: list[str]) -> bool:
       kcrash> task 1
     """,
 )
-def task_command(ctx, args):
+def task_command(ctx: Context, args: Args) -> None:
     if args.x and args.d:
         raise KcrashError("-d and -x are mutually exclusive")
     k = ctx.kernel
@@ -266,14 +256,14 @@ def task_command(ctx, args):
             ctx.warn(f"invalid task, pid, or task_struct member: {word}")
             ctx.print("")
     if not targets and not bogus:
-        current = current_task_info(ctx)
-        if current is None:
-            raise KcrashError("no current context task")
-        targets.append(current)
+        targets.append(current_task_info(ctx))
     flag = " -x" if args.x else " -d" if args.d else ""
     ti_type = k.find_type("struct thread_info")
     for task in targets:
-        ctx.emit(TaskHeaderRecord(task.pid, task.address, task.cpu, task.comm), text=th.task_header(task))
+        ctx.emit(
+            TaskHeaderRecord(task.pid, task.address, task.cpu, task.comm),
+            text=task_header(task.pid, task.address, task.cpu, task.comm),
+        )
         if members:
             for member in members:
                 root = member.split(".", 1)[0].split("[", 1)[0]

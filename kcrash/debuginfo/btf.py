@@ -131,7 +131,7 @@ class BtfTypes:
         return cls(memoryview(elf)[sec.offset : sec.offset + sec.size], path=path)
 
     # --- indexing ---------------------------------------------------------------------------------
-    def _index_records(self) -> array:
+    def _index_records(self) -> array[int]:
         """Offsets of type records by id (id 0 is void), and each record's name offset and info word:
         one pass, no Type objects."""
         types = self._types

@@ -8,21 +8,19 @@ import struct
 from bisect import bisect_right
 from typing import Any
 
-from kcrash.debuginfo import dwarf as D
-from kcrash.debuginfo.dwarf import (
+from kcrash.debuginfo.dwarf import DwarfIndex, Unit
+from kcrash.debuginfo.dwarf import constants as D
+from kcrash.debuginfo.dwarf.constants import (
     AT_comp_dir,
     AT_high_pc,
     AT_low_pc,
     AT_name,
     AT_ranges,
     AT_stmt_list,
-    DwarfIndex,
     FORM_addr,
     FORM_rnglistx,
-    Unit,
-    sleb128,
-    uleb128,
 )
+from kcrash.debuginfo.leb128 import sleb128, uleb128
 from kcrash.errors import DebugInfoError
 
 __all__ = ["LineTable"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import bisect
 import struct
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from kcrash.debuginfo.elffile import ElfImage
 
@@ -38,7 +40,7 @@ class Symbol:
         return self.type.isupper()
 
 
-def _nm_letter(info: int, shndx: int, sections: list) -> str:
+def _nm_letter(info: int, shndx: int, sections: list[Any]) -> str:
     bind, typ = info >> 4, info & 0xF
     if shndx == SHN_ABS:
         letter = "a"
@@ -59,7 +61,9 @@ def _nm_letter(info: int, shndx: int, sections: list) -> str:
     return letter.upper() if bind == STB_GLOBAL else letter
 
 
-def _sorted(addresses, names, sizes, types):
+def _sorted(
+    addresses: list[int], names: list[str], sizes: list[int], types: str
+) -> tuple[list[int], list[str], list[int], str]:
     """Sort by address; at equal addresses global names first, then by name."""
     order = sorted(range(len(addresses)), key=lambda i: (addresses[i], types[i].islower(), names[i]))
     return (
@@ -138,12 +142,14 @@ class SymbolTable:
         return cls(addresses, names, sizes, types, by_name=by_name)
 
     @staticmethod
-    def _read_elf(elf: ElfImage) -> tuple:
+    def _read_elf(elf: ElfImage) -> tuple[Any, ...]:
         """Link-time symbols, sorted, with the name index."""
         symtab = elf.section(".symtab")
         if symtab is None:
             return [], [], [], ""
         data = elf.section_data(".symtab")
+        if data is None:
+            return [], [], [], ""
         strsec = elf.sections[symtab.link]
         strtab = bytes(elf.data[strsec.offset : strsec.offset + strsec.size])
         sections = elf.sections
@@ -206,5 +212,5 @@ class SymbolTable:
     def search(self, text: str) -> list[Symbol]:
         return [self.at(i) for i, n in enumerate(self.names) if text in n]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Symbol]:
         return (self.at(i) for i in range(len(self.names)))

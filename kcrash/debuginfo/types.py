@@ -53,7 +53,10 @@ def _resolve(ref: Type | Callable[[], Type] | None) -> Type | None:
 class _LazyTarget:
     """Mixin for records whose `type` is resolved on first access."""
 
-    __slots__ = ()
+    __slots__ = ("_type",)
+
+    def __init__(self, type: Type | Callable[[], Type]) -> None:
+        self._type = type
 
     @property
     def type(self) -> Type:
@@ -67,7 +70,7 @@ class _LazyTarget:
 class Member(_LazyTarget):
     """A struct/union member; `bit_offset` from the start of the enclosing aggregate."""
 
-    __slots__ = ("name", "_type", "bit_offset", "bit_size")
+    __slots__ = ("name", "bit_offset", "bit_size")
 
     def __init__(
         self,
@@ -76,8 +79,8 @@ class Member(_LazyTarget):
         bit_offset: int,
         bit_size: int = 0,
     ) -> None:
+        super().__init__(type)
         self.name = name
-        self._type = type
         self.bit_offset = bit_offset
         self.bit_size = bit_size
 
@@ -90,11 +93,11 @@ class Member(_LazyTarget):
 
 
 class Parameter(_LazyTarget):
-    __slots__ = ("name", "_type")
+    __slots__ = ("name",)
 
     def __init__(self, name: str | None, type: Type | Callable[[], Type]) -> None:
+        super().__init__(type)
         self.name = name
-        self._type = type
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +246,29 @@ class Type:
             raise LookupFailedError(self._no_member_message(name))
         return hit
 
+    def find_offset(self, path: str) -> int | None:
+        """The byte offset of a member path such as "idr.idr_rt.xa_head" (a member of a member, looking
+        through anonymous structs/unions), or None if a member on the way is missing."""
+        t: Type = self
+        bits = 0
+        for part in path.split("."):
+            hit = t.find_member(part)
+            if hit is None:
+                return None
+            bits += hit[1]
+            t = hit[0].type
+        return bits // 8
+
+    def offsetof(self, path: str) -> int:
+        """The byte offset of a member path, as C's offsetof(type, a.b.c); raises naming a missing member."""
+        t: Type = self
+        bits = 0
+        for part in path.split("."):
+            member, offset = t.member(part)
+            bits += offset
+            t = member.type
+        return bits // 8
+
     def member_names(self) -> Iterator[str]:
         for m in self.strip().members:
             if m.name is not None:
@@ -318,7 +344,8 @@ def declaration(t: Type, inner: str = "") -> str:
         if inner.startswith("*"):
             inner = f"({inner})"
         ret = t._target
-        ret_type = _resolve(ret) if ret is not None else Type(Kind.VOID)
+        ret_type = _resolve(ret) if ret is not None else None
+        ret_type = ret_type if ret_type is not None else Type(Kind.VOID)
         return declaration(ret_type, f"{inner}({params})")
     base = _base_name(t)
     if quals:

@@ -234,7 +234,7 @@ def _is_right_brace(b: str) -> int:
 
 def _member_extended(lines: list[str], member: str) -> str | None:
     root = _Elem()
-    current = _Elem(parent=root)
+    current: _Elem | None = _Elem(parent=root)
     root.inner = current
 
     def alloc_inner(cur: _Elem) -> _Elem:
@@ -262,6 +262,8 @@ def _member_extended(lines: list[str], member: str) -> str | None:
             if current.parent is root or trailing_comma:
                 current = alloc_next(current)
             continue
+        if current is None:
+            return None
         p1 = buf.lstrip(" ")
         eq = buf.find(" = ")
         s_e = buf[eq + 3 :] if eq >= 0 else p1
@@ -286,7 +288,7 @@ def _member_extended(lines: list[str], member: str) -> str | None:
             words = buf.split(" ")
             current.field_name = words[1] if len(words) > 1 else ""
             current = alloc_inner(current)
-    node = root.inner
+    node: _Elem | None = root.inner
     while node is not None:
         found = _find_node(node.inner, member)
         if found is not None:

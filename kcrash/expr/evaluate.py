@@ -292,10 +292,10 @@ class Evaluator:
     def _eval_Binary(self, node: ast.Binary) -> Object:
         op = node.op
         if op == "&&" or op == "||":
-            left = self._truth(self.eval(node.left))
-            if op == "&&" and not left:
+            left_true = self._truth(self.eval(node.left))
+            if op == "&&" and not left_true:
                 return _int_obj(self.kernel, primitive("int"), 0)
-            if op == "||" and left:
+            if op == "||" and left_true:
                 return _int_obj(self.kernel, primitive("int"), 1)
             return _int_obj(self.kernel, primitive("int"), 1 if self._truth(self.eval(node.right)) else 0)
         left = self.eval(node.left)

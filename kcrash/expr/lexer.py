@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from kcrash.expr.errors import ExprSyntaxError
 
@@ -32,7 +33,7 @@ class Token:
     kind: str  # "ident", "int", "float", "char", "string", "dollar", "punct", "end"
     text: str
     column: int
-    value: object = None  # int for int/char, bytes for string, (digits, suffix) detail for int
+    value: Any = None  # int for int/char, bytes for string, (digits, suffix) detail for int
 
 
 def decode_escapes(body: str, text: str, column: int) -> bytes:
@@ -100,6 +101,7 @@ def tokenize(text: str) -> list[Token]:
         c = text[pos]
         if c.isalpha() or c == "_":
             m = _IDENT.match(text, pos)
+            assert m is not None  # text[pos] starts an identifier
             tokens.append(Token("ident", m.group(), pos))
             pos = m.end()
             continue
@@ -147,6 +149,7 @@ def tokenize(text: str) -> list[Token]:
             continue
         if c == "$":
             m = _DOLLAR.match(text, pos)
+            assert m is not None  # the pattern matches "$" alone
             tokens.append(Token("dollar", m.group(), pos))
             pos = m.end()
             continue

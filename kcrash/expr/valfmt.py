@@ -276,9 +276,9 @@ class ValueFormatter:
         if k is Kind.VOID:
             return "void"
         if k is Kind.FLOAT:
-            raw = bytes(buf[off : off + s.size])
+            raw = bytes(buf[off : off + (s.size or 0)])
             v = struct.unpack("<f" if s.size == 4 else "<d", raw)[0] if s.size in (4, 8) else 0.0
-            return _float_text(v, s.size)
+            return _float_text(v, s.size or 8)
         size = s.size if s.size is not None else 8
         signed = s.signed and k is not Kind.POINTER
         return self._scalar(s, _int_of(buf, off, size, signed), recurse)

@@ -190,6 +190,7 @@ class GdbSession:
                 raise GdbError("gdb exited")
             self._token += 1
             token = str(self._token)
+            assert self.proc.stdin is not None  # started with stdin=PIPE
             try:
                 self.proc.stdin.write(f"{token}{mi_command}\n".encode())
                 self.proc.stdin.flush()

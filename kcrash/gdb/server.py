@@ -17,6 +17,8 @@ import threading
 from typing import Any
 
 from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.kernel.panic import default_task
+from kcrash.kernel.stack import task_start_registers
 
 __all__ = ["RemoteTarget", "RspConnection", "serve", "serve_socket", "start_private_server", "TARGET_XML"]
 
@@ -110,8 +112,6 @@ class RemoteTarget:
             regs: dict[str, int] = {}
             if self.task is not None:
                 try:
-                    from kcrash.kernel.stack import task_start_registers
-
                     regs, _slot, _source = task_start_registers(self.kernel, self.task)
                 except (KcrashError, MemoryReadError, AttributeError, KeyError):
                     regs = {}
@@ -414,13 +414,7 @@ def _terminate_as_interrupt() -> None:
 
 def _panic_task(kernel: Any) -> Any:
     try:
-        from kcrash.kernel.cpus import cpu_curr, panic_cpu
-        from kcrash.kernel.stack import active_cpus
-
-        cpu = panic_cpu(kernel)
-        if cpu is None:
-            cpu = active_cpus(kernel)[0]
-        return cpu_curr(kernel, cpu)
+        return default_task(kernel)
     except Exception:  # noqa: BLE001 - without a task gdb still reads memory; registers are a bonus
         return None
 

@@ -1,10 +1,12 @@
-"""CPUs: online/possible masks, per-CPU runqueues, the task on each CPU, and which CPU panicked."""
+"""CPUs: online/possible/present masks, how many CPUs crash counts, per-CPU runqueues, the task on each CPU
+(the active tasks, with crash's `set -a` overrides), and which CPU panicked."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.objects import Object
@@ -15,9 +17,16 @@ __all__ = [
     "cpumask_cpus",
     "online_cpus",
     "possible_cpus",
+    "active_cpus",
+    "cpu_count",
     "runqueue",
     "cpu_curr",
     "panic_cpu",
+    "current_tasks",
+    "active_tasks",
+    "active_task_cpu",
+    "mark_active",
+    "clear_active_marks",
 ]
 
 
@@ -33,6 +42,7 @@ def cpumask_cpus(k: Kernel, symbol: str) -> list[int]:
 
 
 def online_cpus(k: Kernel) -> list[int]:
+    """CPUs in the online mask (every CPU with saved registers when the mask cannot be read)."""
     try:
         return cpumask_cpus(k, "__cpu_online_mask")
     except (KcrashError, MemoryReadError):
@@ -40,10 +50,62 @@ def online_cpus(k: Kernel) -> list[int]:
 
 
 def possible_cpus(k: Kernel) -> list[int]:
+    """CPUs in the possible mask (0 .. nr_cpu_ids-1 when the mask cannot be read)."""
     try:
         return cpumask_cpus(k, "__cpu_possible_mask")
     except (KcrashError, MemoryReadError):
         return list(range(k.nr_cpu_ids))
+
+
+def active_cpus(k: Kernel) -> list[int]:
+    """CPUs that were running when the kernel crashed: the present ones (a CPU stopped by the panic is no
+    longer online, but its runqueue still names the task it was running)."""
+    try:
+        return cpumask_cpus(k, "__cpu_present_mask")
+    except (KcrashError, MemoryReadError):
+        return online_cpus(k)
+
+
+@per_kernel
+def cpu_count(k: Kernel) -> tuple[int, int]:
+    """(CPUs, online CPUs) as crash counts them: CPUs whose per-cpu area was set up, in order (their
+    per-cpu `cpu_number` equals their index), and of those the ones in the online mask."""
+    cpus = 0
+    load = _address(k, "__per_cpu_load")
+    number_sym = _address(k, "cpu_number")
+    number_off = 0
+    if number_sym is None and _address(k, "pcpu_hot") is not None:
+        t = k.find_type("struct pcpu_hot")
+        hit = t.find_member("cpu_number") if t is not None else None
+        if hit is not None:
+            number_sym, number_off = _address(k, "pcpu_hot"), hit[1] // 8
+    try:
+        offsets = k.per_cpu_offsets
+    except (KcrashError, MemoryReadError):
+        offsets = []
+    if number_sym is not None and offsets:
+        for i, off in enumerate(offsets):
+            if load is not None and off == load:
+                break
+            try:
+                value = int.from_bytes(k.read((number_sym + number_off + off) & (2**64 - 1), 4), "little")
+            except MemoryReadError:
+                break
+            if value != i:
+                break
+            cpus += 1
+    if not cpus:
+        try:
+            cpus = len(cpumask_cpus(k, "__cpu_possible_mask"))
+        except (KcrashError, MemoryReadError):
+            cpus = max(1, len(k.cpu_registers_raw))
+    online = len([cpu for cpu in online_cpus(k) if cpu < cpus])
+    return cpus, online
+
+
+def _address(k: Kernel, name: str) -> int | None:
+    sym = k.symbols.lookup(name)
+    return sym.address if sym is not None else None
 
 
 def runqueue(k: Kernel, cpu: int) -> Object:
@@ -84,3 +146,74 @@ def parse_cpu_spec(text: str, ncpus: int) -> list[int]:
         if not 0 <= cpu < ncpus:
             raise KcrashError(f"invalid cpu specification: {text}")
     return sorted(set(cpus))
+
+
+# --- active tasks -------------------------------------------------------------------------------------
+
+_OVERRIDES = "kcrash.kernel.cpus.active_overrides"  # crash's `set -a`: CPU -> the task made active there
+
+
+def _active_overrides(k: Kernel) -> dict[int, int]:
+    return k.cache.get(_OVERRIDES) or {}
+
+
+def current_tasks(k: Kernel, cpus: list[int]) -> dict[int, int]:
+    """task address -> CPU for the task each of `cpus` was running (`rq->curr`), where it can be read."""
+    out: dict[int, int] = {}
+    for cpu in cpus:
+        try:
+            address = cpu_curr(k, cpu).address
+        except (KcrashError, MemoryReadError):
+            continue
+        if address is not None:
+            out[address] = cpu
+    return out
+
+
+@per_kernel
+def _dump_active_tasks(k: Kernel) -> dict[int, int]:
+    return current_tasks(k, active_cpus(k))
+
+
+def active_tasks(k: Kernel) -> dict[int, int]:
+    """task address -> CPU for the task current on each CPU when the dump was taken.
+
+    Every present CPU counts, including one the panic took offline (its runqueue still names the task it
+    was running, and crash marks that task active too). `set -a` overrides are applied on top.
+    """
+    overrides = _active_overrides(k)
+    if not overrides:
+        return dict(_dump_active_tasks(k))
+    current = {cpu: address for address, cpu in _dump_active_tasks(k).items()}
+    out: dict[int, int] = {}
+    for cpu in active_cpus(k):
+        if cpu in overrides:
+            out[overrides[cpu]] = cpu
+        elif cpu in current:
+            out[current[cpu]] = cpu
+    return out
+
+
+class _HasAddress(Protocol):
+    @property
+    def address(self) -> int | None: ...
+
+
+def active_task_cpu(k: Kernel, task: _HasAddress) -> int | None:
+    """The CPU `task` was active on (honouring `set -a`), or None if it was not running."""
+    if task.address is None:
+        return None
+    overrides = _active_overrides(k)
+    if not overrides:
+        return _dump_active_tasks(k).get(task.address)
+    return active_tasks(k).get(task.address)
+
+
+def mark_active(k: Kernel, cpu: int, address: int) -> None:
+    """crash's `set -a`: treat the task at `address` as the task active on `cpu`."""
+    k.cache.setdefault(_OVERRIDES, {})[cpu] = address
+
+
+def clear_active_marks(k: Kernel) -> None:
+    """Forget every `set -a` of this kernel."""
+    k.cache.pop(_OVERRIDES, None)

@@ -4,14 +4,14 @@ memory size %MEM is relative to, and reading a task's user memory (its argument 
 from __future__ import annotations
 
 import struct
-import weakref
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import possible_cpus
-from kcrash.kernel.tasks import PF_EXITING, TaskInfo, TaskTable, is_kthread, task_states
+from kcrash.kernel.task_state import task_states
+from kcrash.kernel.tasks import PF_EXITING, TaskInfo, TaskTable, is_kthread
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.program import Kernel
@@ -35,16 +35,7 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 
 def _offset(k: Kernel, type_name: str, path: str) -> int | None:
     t = k.find_type(type_name)
-    if t is None:
-        return None
-    offset = 0
-    for part in path.split("."):
-        hit = t.find_member(part)
-        if hit is None:
-            return None
-        offset += hit[1] // 8
-        t = hit[0].type
-    return offset
+    return t.find_offset(path) if t is not None else None
 
 
 class _MmLayout:
@@ -55,7 +46,10 @@ class _MmLayout:
     def __init__(self, k: Kernel) -> None:
         t = k.type("struct mm_struct")
         self.size = t.sizeof()
-        off = lambda path: _offset(k, "struct mm_struct", path)  # noqa: E731
+
+        def off(path: str) -> int | None:
+            return _offset(k, "struct mm_struct", path)
+
         self.total_vm = off("total_vm")
         self.pgd = off("pgd")
         self.arg_start, self.arg_end = off("arg_start"), off("arg_end")
@@ -74,7 +68,7 @@ class _MmLayout:
                 self.pc_count = _offset(k, "struct percpu_counter", "count") or 0
                 self.pc_counters = _offset(k, "struct percpu_counter", "counters") or 0
             else:
-                self.rss_stat += _offset(k, "struct mm_rss_stat", "count") or 0
+                self.rss_stat = (self.rss_stat or 0) + (_offset(k, "struct mm_rss_stat", "count") or 0)
         # The counters RSS adds up (crash's get_task_mem_usage): file, anon and, where the kernel has it,
         # shmem (a busybox initramfs's binaries are shmem pages). Their indices come from the enum.
         self.rss_counters = [
@@ -88,7 +82,7 @@ class _MmLayout:
             self.task_rss_stat += _offset(k, "struct task_rss_stat", "count") or 0
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def _mm_layout(k: Kernel) -> _MmLayout:
     return _MmLayout(k)
 
@@ -115,7 +109,7 @@ def _slong(buf: bytes, offset: int | None) -> int:
 
 def _percpu_counter_sum_positive(k: Kernel, address: int, lay: _MmLayout) -> int:
     """percpu_counter_sum_positive(): count plus every possible CPU's s32 delta, clamped at 0."""
-    total = struct.unpack("<q", k.read(address + lay.pc_count, 8))[0]
+    total = int.from_bytes(k.read(address + lay.pc_count, 8), "little", signed=True)
     counters = k.read_u64(address + lay.pc_counters)
     if counters:
         for cpu in possible_cpus(k):
@@ -126,12 +120,9 @@ def _percpu_counter_sum_positive(k: Kernel, address: int, lay: _MmLayout) -> int
     return max(total, 0)
 
 
-_mm_cache: weakref.WeakKeyDictionary[Kernel, dict[int, MmInfo]] = weakref.WeakKeyDictionary()
-
-
 def mm_info(k: Kernel, address: int) -> MmInfo:
     """The ps-relevant parts of the mm_struct at `address` (cached: a dump does not change)."""
-    cache = _mm_cache.setdefault(k, {})
+    cache: dict[int, MmInfo] = k.cache.setdefault("kcrash.kernel.mm.mm_info", {})
     hit = cache.get(address)
     if hit is not None:
         return hit
@@ -162,7 +153,7 @@ def mm_info(k: Kernel, address: int) -> MmInfo:
     return info
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def total_pages(k: Kernel) -> int:
     """crash's vt->total_pages: the page frame number of high_memory (the end of the direct map's RAM),
     plus any highmem pages (none on 64-bit)."""
@@ -179,7 +170,7 @@ def total_pages(k: Kernel) -> int:
     return pages
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def totalram_pages(k: Kernel) -> int:
     """The kernel's count of RAM pages it manages (_totalram_pages, totalram_pages before 5.0)."""
     for name in ("_totalram_pages", "totalram_pages"):
@@ -206,13 +197,14 @@ class TaskMemUsage:
 
 
 _NO_USAGE = TaskMemUsage(0, 0, 0.0, 0)
-_thread_rss_cache: weakref.WeakKeyDictionary[Kernel, dict[int, int]] = weakref.WeakKeyDictionary()
 
 
 def _thread_rss(k: Kernel, table: TaskTable, tgid: int, lay: _MmLayout) -> int:
     """SPLIT_RSS_COUNTING: the per-thread file, anon and shmem deltas of every thread in `tgid` (positive
     ones)."""
-    cache = _thread_rss_cache.setdefault(k, {})
+    if lay.task_rss_stat is None:
+        return 0
+    cache: dict[int, int] = k.cache.setdefault("kcrash.kernel.mm._thread_rss", {})
     hit = cache.get(tgid)
     if hit is not None:
         return hit
@@ -247,7 +239,7 @@ def task_mem_usage(k: Kernel, table: TaskTable, task: TaskInfo) -> TaskMemUsage:
     return TaskMemUsage(rss, mm.total_vm, rss * 100 / _physmem_pages(k), task.mm)
 
 
-@lru_cache(maxsize=8)
+@per_kernel
 def _physmem_pages(k: Kernel) -> int:
     """crash divides by MIN(total_pages, num_physpages) where the old num_physpages variable exists."""
     pages = total_pages(k)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import bisect
 import struct
-import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from kcrash.arch.x86_64 import START_KERNEL_MAP
+from kcrash.debuginfo import cache
 from kcrash.debuginfo.symbols import Symbol, SymbolTable
 from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.objects import list_for_each_entry
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.debuginfo.elffile import ElfImage
@@ -40,7 +43,6 @@ __all__ = [
     "strip_symbol_end",
 ]
 
-START_KERNEL_MAP = 0xFFFFFFFF80000000
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _CACHE_NAME = "crash-symbols"
 _CACHE_VERSION = 2  # 2: absolute constants past _end dropped
@@ -68,7 +70,7 @@ def strip_symbol_end(name: str) -> str:
 # --- the vmlinux table in crash's order --------------------------------------------------------------
 
 
-def _bfd_letter(info: int, shndx: int, sections: list) -> str:
+def _bfd_letter(info: int, shndx: int, sections: list[Any]) -> str:
     """nm's (bfd's) type letter of an ELF symbol."""
     bind = info >> 4
     if shndx == SHN_ABS:
@@ -124,6 +126,8 @@ def _read_crash_rows(elf: ElfImage) -> tuple[list[int], list[str], str, list[int
     if symtab is None:
         return [], [], "", []
     data = elf.section_data(".symtab")
+    if data is None:
+        return [], [], "", []
     strsec = elf.sections[symtab.link]
     strtab = bytes(elf.data[strsec.offset : strsec.offset + strsec.size])
     sections = elf.sections
@@ -187,22 +191,14 @@ class KernelSymbols:
             self._repeated = repeated
         indexes = self._repeated.get(name)
         if indexes is None:
-            i = self.table.by_name.get(name)
-            return [] if i is None else [self.table.at(i)]
+            only = self.table.by_name.get(name)
+            return [] if only is None else [self.table.at(only)]
         return [self.table.at(i) for i in indexes]
 
 
-_kernel_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_module_lists: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
+@per_kernel
 def kernel_symbols(k: Kernel) -> KernelSymbols:
     """The vmlinux symbols as crash lists them (`sym -l`), relocated for KASLR; built once per kernel."""
-    found = _kernel_tables.get(k)
-    if found is not None:
-        return found
-    from kcrash.debuginfo import cache
-
     bid = k.elf.build_id()
     raw = cache.load(bid, _CACHE_NAME, _CACHE_VERSION) if bid else None
     if raw is None:
@@ -228,7 +224,6 @@ def kernel_symbols(k: Kernel) -> KernelSymbols:
         return addresses[i] if i is not None else default
 
     result = KernelSymbols(table, first_text, code, at("_stext", first_text), at("_etext", 0))
-    _kernel_tables[k] = result
     return result
 
 
@@ -333,8 +328,8 @@ def _read_module(k: Kernel, mod: Object) -> Module:
         core = mod.member("core_layout") if t.find_member("core_layout") else None
         if core is not None:
             base, size, text_size = _int(core, "base"), _int(core, "size"), _int(core, "text_size")
-            init = mod.member("init_layout")
-            init_base, init_size = _int(init, "base"), _int(init, "size")
+            init_layout = mod.member("init_layout")
+            init_base, init_size = _int(init_layout, "base"), _int(init_layout, "size")
         else:  # before 4.5: module_core / core_size / core_text_size
             base, size = _int(mod, "module_core"), _int(mod, "core_size")
             text_size = _int(mod, "core_text_size")
@@ -346,7 +341,7 @@ def _read_module(k: Kernel, mod: Object) -> Module:
     percpu = _int(mod, "percpu") if t.find_member("percpu") else 0
     percpu_size = _int(mod, "percpu_size") if t.find_member("percpu_size") else 0
     return Module(
-        address=mod.address,
+        address=mod.require_address(),
         name=name,
         base=base,
         size=size,
@@ -360,13 +355,9 @@ def _read_module(k: Kernel, mod: Object) -> Module:
     )
 
 
+@per_kernel
 def modules(k: Kernel) -> list[Module]:
     """The loaded modules, ordered by base address as crash keeps them (empty without a module list)."""
-    found = _module_lists.get(k)
-    if found is not None:
-        return found
-    from kcrash.objects import list_for_each_entry
-
     result: list[Module] = []
     head_sym = k.symbols.lookup("modules")
     mtype = k.find_type("struct module")
@@ -378,11 +369,11 @@ def modules(k: Kernel) -> list[Module]:
         except (KcrashError, MemoryReadError) as e:
             k.warnings.append(f"cannot read the module list: {e}")
     result.sort(key=lambda m: m.base)
-    _module_lists[k] = result
     return result
 
 
 def find_module(k: Kernel, name: str) -> Module | None:
+    """The loaded module called `name`, or None."""
     return next((m for m in modules(k) if m.name == name), None)
 
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import re
 import struct
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.program import per_kernel
 from kcrash.records import json_dec
 
 if TYPE_CHECKING:
+    from kcrash.debuginfo.types import Type
     from kcrash.program import Kernel
 
 __all__ = [
@@ -31,10 +32,6 @@ __all__ = [
     "parse_structured",
     "block_text",
     "caller_id_width",
-    "SafeBuffer",
-    "safe_buffers",
-    "AuditRecord",
-    "audit_records",
 ]
 
 LOG_CONT = 8  # enum printk_info_flags / log_flags: continuation of the previous record
@@ -111,9 +108,9 @@ class _Layout:
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
-        self.info: dict[str, str] = getattr(k, "vmcoreinfo", None) or {}
+        self.info: dict[str, str] = k.vmcoreinfo
 
-    def _struct(self, name: str):
+    def _struct(self, name: str) -> Type | None:
         try:
             return self.k.find_type(f"struct {name}")
         except KcrashError:
@@ -141,7 +138,7 @@ class _Layout:
         if hit is None:
             return None
         try:
-            return hit[0].type.sizeof()
+            return int(hit[0].type.sizeof())
         except (AttributeError, KcrashError):
             return None
 
@@ -152,7 +149,7 @@ class _Layout:
         t = self._struct(name)
         if t is None:
             raise LogLayoutError(f"cannot find the size of {name}")
-        return t.sizeof()
+        return int(t.sizeof())
 
     def length(self, name: str, default: int) -> int:
         v = self.info.get(f"LENGTH({name})")
@@ -162,22 +159,26 @@ class _Layout:
         v = self.info.get(f"SYMBOL({name})")
         if v is not None:
             return int(v, 16)
-        symbols = getattr(self.k, "symbols", None)
-        sym = symbols.lookup(name) if symbols is not None else None
+        sym = self.k.symbols.lookup(name)
         return sym.address if sym else None
 
+    def required_symbol(self, name: str) -> int:
+        address = self.symbol(name)
+        if address is None:
+            raise LogLayoutError(f"this kernel has no {name} symbol")
+        return address
+
     def symbol_size(self, name: str) -> int | None:
-        symbols = getattr(self.k, "symbols", None)
-        sym = symbols.lookup(name) if symbols is not None else None
+        sym = self.k.symbols.lookup(name)
         return sym.size if sym and sym.size else None
 
 
 def _u64(k: Kernel, addr: int) -> int:
-    return struct.unpack("<Q", k.read(addr, 8))[0]
+    return int.from_bytes(k.read(addr, 8), "little")
 
 
 def _u32(k: Kernel, addr: int) -> int:
-    return struct.unpack("<I", k.read(addr, 4))[0]
+    return int.from_bytes(k.read(addr, 4), "little")
 
 
 def log_format(k: Kernel) -> str:
@@ -192,15 +193,9 @@ def log_format(k: Kernel) -> str:
     raise LogLayoutError("this kernel has no log buffer symbols (prb, log_buf)")
 
 
-_cache: weakref.WeakKeyDictionary[Any, list[LogRecord]] = weakref.WeakKeyDictionary()
-
-
+@per_kernel
 def log_records(k: Kernel) -> list[LogRecord]:
     """Every record still in the kernel log, oldest first (cached per Kernel: a dump does not change)."""
-    try:
-        return _cache[k]
-    except (KeyError, TypeError):
-        pass
     kind = log_format(k)
     lay = _Layout(k)
     if kind == "lockless":
@@ -209,10 +204,6 @@ def log_records(k: Kernel) -> list[LogRecord]:
         records = _structured_records(k, lay)
     else:
         records = plain_log(k).records
-    try:
-        _cache[k] = records
-    except TypeError:
-        pass
     return records
 
 
@@ -223,7 +214,7 @@ def caller_id_width(k: Kernel) -> int:
     """The width crash pads `log -c` caller ids to: from pid_max on 5.10+ kernels, else 8."""
     if log_format(k) != "lockless":
         return 8
-    sym = k.symbols.lookup("pid_max") if getattr(k, "symbols", None) is not None else None
+    sym = k.symbols.lookup("pid_max")
     if sym is None:
         return 8
     try:
@@ -260,7 +251,7 @@ class LocklessLayout:
 
 
 def _lockless_records(k: Kernel, lay: _Layout) -> list[LogRecord]:
-    prb = _u64(k, lay.symbol("prb"))
+    prb = _u64(k, lay.required_symbol("prb"))
     desc_ring = prb + lay.offset("printk_ringbuffer", "desc_ring")
     data_ring = prb + lay.offset("printk_ringbuffer", "text_data_ring")
     counter = lay.offset("atomic_long_t", "counter") if lay.has("atomic_long_t", "counter") else 0
@@ -437,10 +428,10 @@ def _structured_layout(k: Kernel, lay: _Layout) -> StructuredLayout:
 
 def _structured_records(k: Kernel, lay: _Layout) -> list[LogRecord]:
     layout = _structured_layout(k, lay)
-    buf = _u64(k, lay.symbol("log_buf"))
-    buf_len = _u32(k, lay.symbol("log_buf_len"))
-    first_idx = _u32(k, lay.symbol("log_first_idx"))
-    next_idx = _u32(k, lay.symbol("log_next_idx"))
+    buf = _u64(k, lay.required_symbol("log_buf"))
+    buf_len = _u32(k, lay.required_symbol("log_buf_len"))
+    first_idx = _u32(k, lay.required_symbol("log_first_idx"))
+    next_idx = _u32(k, lay.required_symbol("log_next_idx"))
     first_seq_sym = lay.symbol("log_first_seq")
     first_seq = _u64(k, first_seq_sym) if first_seq_sym is not None else 0
     if not 0 < buf_len <= 1 << 31:
@@ -467,7 +458,7 @@ def parse_structured(
     def length_at(pos: int) -> int:
         if pos + hdr > size:
             return 0
-        return struct.unpack_from("<H", blob, pos + lay.len)[0]
+        return int(struct.unpack_from("<H", blob, pos + lay.len)[0])
 
     while idx != next_idx:
         ptr = idx if length_at(idx) else 0
@@ -571,95 +562,3 @@ def _plain_records(text: bytes) -> list[LogRecord]:
         level = int(m.group(1)) if m else 4
         records.append(LogRecord(i, 0, line[m.end() :] if m else line, level=level))
     return records
-
-
-# --- printk_safe per-CPU buffers (4.11-5.14) and the audit backlog --------------------------------------
-
-
-@dataclass(frozen=True)
-class SafeBuffer:
-    """One CPU's printk_safe_seq_buf: text printk could not log directly (NMI or recursion context)."""
-
-    name: str  # "nmi_print_seq" or "safe_print_seq"
-    cpu: int
-    address: int
-    length: int
-    message_lost: int
-    data: bytes
-
-
-def safe_buffers(k: Kernel, cpus: int | None = None) -> list[SafeBuffer] | None:
-    """The per-CPU printk_safe buffers of CPUs [0, cpus) (default: every CPU crash counts), or None if
-    this kernel has none."""
-    names = [n for n in ("nmi_print_seq", "safe_print_seq") if k.symbols.lookup(n) is not None]
-    if not names:
-        return None  # (checked first: it spares a type lookup on the kernels that have no such buffers)
-    t = k.find_type("struct printk_safe_seq_buf")
-    if t is None:
-        return None
-    if cpus is None:
-        from kcrash.kernel.sysinfo import cpu_count
-
-        cpus = cpu_count(k)[0]
-    len_hit, lost_hit, buf_hit = t.find_member("len"), t.find_member("message_lost"), t.find_member("buffer")
-    if len_hit is None or lost_hit is None or buf_hit is None:
-        raise KcrashError("-s not supported with this kernel version")
-    buf_size = buf_hit[0].type.sizeof()
-    out = []
-    for name in names:
-        sym = k.symbols.lookup(name)
-        for cpu in range(cpus):
-            base = k.per_cpu_address(sym.address, cpu)
-            length = struct.unpack("<i", k.read(base + len_hit[1] // 8, 4))[0]
-            lost = struct.unpack("<i", k.read(base + lost_hit[1] // 8, 4))[0]
-            data = k.read(base + buf_hit[1] // 8, buf_size) if length > 0 else b""
-            out.append(SafeBuffer(name, cpu, base, length, lost, data[: min(length, buf_size)]))
-    return out
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    type: int
-    text: bytes
-
-
-_NLMSG_HDRLEN = 16  # struct nlmsghdr, aligned to NLMSG_ALIGNTO (4)
-
-
-def audit_records(k: Kernel) -> list[AuditRecord]:
-    """Audit messages kauditd had not delivered: the hold, retry and main queues (audit_skb_* before
-    4.11), oldest queue first."""
-    if k.symbols.lookup("audit_skb_queue") is not None:
-        queues = ("audit_skb_hold_queue", "audit_skb_queue")
-    elif k.symbols.lookup("audit_queue") is not None:
-        queues = ("audit_hold_queue", "audit_retry_queue", "audit_queue")
-    else:
-        raise KcrashError("-a option not supported on this dumpfile")
-    head_t = k.find_type("struct sk_buff_head")
-    skb_t = k.find_type("struct sk_buff")
-    if head_t is None or skb_t is None:
-        raise KcrashError("-a needs the sk_buff types (no debug info)")
-    qlen_off = head_t.member("qlen")[1] // 8
-    next_off = skb_t.member("next")[1] // 8
-    len_off = skb_t.member("len")[1] // 8
-    data_off = skb_t.member("data")[1] // 8
-    out: list[AuditRecord] = []
-    for name in queues:
-        sym = k.symbols.lookup(name)
-        if sym is None:
-            continue
-        head = sym.address
-        qlen = _u32(k, head + qlen_off)
-        if not qlen:
-            continue
-        skb = _u64(k, head)
-        for _ in range(qlen):
-            if skb in (0, head):
-                break
-            length = _u32(k, skb + len_off)
-            data = _u64(k, skb + data_off)
-            nl_type = struct.unpack("<H", k.read(data + 4, 2))[0]
-            payload = k.read(data + _NLMSG_HDRLEN, max(0, length - _NLMSG_HDRLEN)) if length > 16 else b""
-            out.append(AuditRecord(nl_type, payload.split(b"\0", 1)[0]))
-            skb = _u64(k, skb + next_off)
-    return out

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from kcrash.arch.dwarf_cfi import CfiTable
 from kcrash.arch.orc import REG_SP, TYPE_CALL, OrcTable
 from kcrash.arch.unwind import PT_REGS_ORDER, Frame, Unwinder
+from kcrash.debuginfo import cache
 from kcrash.errors import KcrashError, MemoryReadError
-from kcrash.kernel.cpus import cpu_curr, cpumask_cpus, online_cpus, possible_cpus
+from kcrash.kernel.cpus import active_cpus, active_task_cpu, cpu_curr, possible_cpus
+from kcrash.kernel.tasks import task_cpu
+from kcrash.program import per_kernel
 
 if TYPE_CHECKING:
     from kcrash.arch.x86_64 import Registers
@@ -22,7 +25,6 @@ __all__ = [
     "StackRange",
     "Backtrace",
     "stack_ranges",
-    "active_task_cpu",
     "cpu_registers",
     "task_start_registers",
     "backtrace",
@@ -61,8 +63,9 @@ class Backtrace:
     source: str = ""  # where the unwind started: "NT_PRSTATUS", "QEMU", "switch frame", "stack search"
 
 
-@lru_cache(maxsize=4)
+@per_kernel
 def unwinder(k: Kernel) -> Unwinder:
+    """The kernel's unwinder: its ORC tables, DWARF CFI from .debug_frame where present, pt_regs layout."""
     orc_type = k.find_type("struct orc_entry")
     orc = OrcTable.from_vmlinux(k.elf, k.kaslr_offset, orc_type)
     offsets = None
@@ -84,9 +87,6 @@ def unwinder(k: Kernel) -> Unwinder:
     cfi = None
     frame_data = k.elf.section_data(".debug_frame")
     if frame_data is not None:
-        from kcrash.arch.dwarf_cfi import CfiTable
-        from kcrash.debuginfo import cache
-
         bid = k.elf.build_id()
         index = cache.load(bid, "cfi-index", 1) if bid else None
         cfi = CfiTable(frame_data, k.kaslr_offset, index)
@@ -113,7 +113,7 @@ def thread_size(k: Kernel) -> int:
     return t.sizeof()
 
 
-@lru_cache(maxsize=4)
+@per_kernel
 def _cpu_stacks(k: Kernel) -> tuple[StackRange, ...]:
     out: list[StackRange] = []
     irq_t = k.find_type("struct irq_stack")
@@ -139,7 +139,7 @@ def _cpu_stacks(k: Kernel) -> tuple[StackRange, ...]:
             for m in stype.members:
                 if m.name and m.name.endswith("_stack") and not m.name.endswith("_guard"):
                     key = m.name[: -len("_stack")]
-                    start = estacks.address + m.offset
+                    start = estacks.require_address() + m.offset
                     name = _EXCEPTION_STACK_NAMES.get(key, key)
                     out.append(StackRange(start, start + m.type.sizeof(), f"{name} exception stack", cpu))
         except (KcrashError, MemoryReadError):
@@ -148,6 +148,7 @@ def _cpu_stacks(k: Kernel) -> tuple[StackRange, ...]:
 
 
 def stack_ranges(k: Kernel, task: Object) -> list[StackRange]:
+    """The stacks a frame of `task` can be on: its own kernel stack, then every CPU's IRQ and exception stacks."""
     base = int(task.stack)
     return [StackRange(base, base + thread_size(k), "task")] + list(_cpu_stacks(k))
 
@@ -157,31 +158,6 @@ def _which_stack(ranges: list[StackRange], addr: int) -> StackRange | None:
         if addr in r:
             return r
     return None
-
-
-@lru_cache(maxsize=4)
-def _active_tasks(k: Kernel) -> dict[int, int]:
-    """task address -> CPU, for the task current on each online CPU."""
-    out = {}
-    for cpu in active_cpus(k):
-        try:
-            out[cpu_curr(k, cpu).address] = cpu
-        except (KcrashError, MemoryReadError):
-            continue
-    return out
-
-
-def active_cpus(k: Kernel) -> list[int]:
-    """CPUs that were running when the kernel crashed: the present ones (a CPU stopped by the panic is no
-    longer online, but its runqueue still names the task it was running)."""
-    try:
-        return cpumask_cpus(k, "__cpu_present_mask")
-    except (KcrashError, MemoryReadError):
-        return online_cpus(k)
-
-
-def active_task_cpu(k: Kernel, task: Object) -> int | None:
-    return _active_tasks(k).get(task.address)
 
 
 def cpu_registers(k: Kernel, cpu: int) -> Registers | None:
@@ -214,7 +190,7 @@ def task_start_registers(k: Kernel, task: Object) -> tuple[dict[str, int], int |
     cpu = active_task_cpu(k, task)
     if cpu is not None:
         saved = cpu_registers(k, cpu)
-        if saved is not None and saved["rip"] >= 0xFFFFFFFF80000000 and not saved.get("cs", 0x10) & 3:
+        if saved is not None and saved["rip"] >= 0xFFFFFFFF80000000 and not saved.values.get("cs", 0x10) & 3:
             return dict(saved.values), None, saved.source
     # A task switched out by the scheduler: thread.sp points at its struct inactive_task_frame.
     sp = int(task.thread.sp)
@@ -320,7 +296,7 @@ def _calls_after_saved_registers(
         if found is None:
             break
         deeper.append(found)
-        target = found.slot
+        target = slot
     if not deeper:
         return frames
     deeper.reverse()
@@ -341,8 +317,6 @@ def _from_stop_handler(k: Kernel, frames: list[Frame]) -> list[Frame]:
 
 def backtrace(k: Kernel, task: Object) -> Backtrace:
     """The stack trace of `task`, as far as the unwinder can follow it."""
-    from kcrash.kernel.tasks import task_cpu
-
     uw = unwinder(k)
     ranges = stack_ranges(k, task)
     cpu = active_task_cpu(k, task)

@@ -119,10 +119,6 @@ class KcrashCompleter(Completer):
             yield from self._complete(current, self._command_names(current) + ["input", "output"])
         elif kind == "file":
             yield from self.paths.get_completions(Document(current, len(current)), complete_event)
-        elif kind == "setting":
-            from kcrash.commands.builtin import VARIABLES
-
-            yield from self._complete(current, sorted(VARIABLES))
         elif kind == "plugin":
             yield from self._complete(current, sorted(self.shell.registry.plugins))
 

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kcrash.kernel.panic import default_task
 from kcrash.shell.output import Sink, json_line
 
 if TYPE_CHECKING:
+    from kcrash.objects import Object
     from kcrash.program import Kernel
     from kcrash.shell.core import Shell
     from kcrash.shell.spec import CommandSpec
@@ -76,6 +78,14 @@ class Context:
     @task.setter
     def task(self, value: Any) -> None:
         self.shell.task = value
+
+    @property
+    def context_task(self) -> Object:
+        """The task commands work on (crash's current context): the one `set` chose, else the task the
+        session starts in (the panic task, else CPU 0's idle task)."""
+        if self.shell.task is not None:
+            return self.shell.task
+        return default_task(self.kernel)
 
     # --- output -------------------------------------------------------------------------------------
     @property

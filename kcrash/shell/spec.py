@@ -11,7 +11,7 @@ import re
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kcrash.errors import KcrashError
 
@@ -28,7 +28,7 @@ __all__ = [
 
 HELP_SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "EXAMPLES")
 _NEGATIVE_NUMBER = re.compile(r"^-(0[xX][0-9a-fA-F]+|\d+)$")
-_COMPLETION_KINDS = ("symbol", "command", "file", "setting", "plugin", "none")
+_COMPLETION_KINDS = ("symbol", "command", "file", "plugin", "none")
 
 
 class UsageError(KcrashError):
@@ -97,7 +97,7 @@ class Argument:
     """A positional argument. `nargs`: 1 (required), "?" (optional), "*" (any number), "+" (at least one).
 
     `complete` says what Tab completes here: "symbol" (kernel symbols, the default), "command", "file",
-    "setting", "plugin", "none", or a function `(shell, prefix) -> iterable of strings`.
+    "plugin", "none", or a function `(shell, prefix) -> iterable of strings`.
     """
 
     __slots__ = ("name", "help", "nargs", "type", "complete", "metavar")
@@ -199,6 +199,10 @@ class Args:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("raw",))
         return f"Args({fields})"
 
+    if TYPE_CHECKING:
+        # The attributes come from each command's spec: typed as Any for the commands reading them.
+        def __getattr__(self, name: str) -> Any: ...
+
 
 def _dest_name(flag: str) -> str:
     name = flag.lstrip("-").replace("-", "_")
@@ -219,6 +223,7 @@ def _convert(opt_or_arg: Option | Argument, value: str, what: str) -> Any:
 def parse_arguments(spec: CommandSpec, argv: list[str], raw: str = "", suffix: str | None = None) -> Args:
     """Parse `argv` against `spec` (permuting like GNU getopt) into an Args."""
     args = Args(list(argv), raw, suffix)
+    opt: Option | None
     for opt in spec.options:
         value = opt.default
         setattr(args, opt.dest, list(value) if isinstance(value, list) else value)

@@ -1,5 +1,5 @@
-"""What runs before the first prompt: plugins named by $KCRASH_PLUGINS, ~/.kcrashrc and ./.kcrashrc, -i files,
-and the banner."""
+"""What runs before the first prompt: plugins named by $KCRASH_PLUGINS, ~/.kcrashrc and ./.kcrashrc, and -i
+files. (The banner is crash's `sys` block: kcrash.commands.sys.banner_lines.)"""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import os
 import stat
 from collections.abc import Iterator
 
-from kcrash.errors import KcrashError
 from kcrash.shell.core import FAILED, Shell
 from kcrash.shell.registry import PluginError, Registry
 
-__all__ = ["load_env_plugins", "rc_files", "run_rc_files", "run_file", "banner_lines", "untrusted_reason"]
+__all__ = ["load_env_plugins", "rc_files", "run_rc_files", "run_file", "untrusted_reason"]
 
 RC_NAME = ".kcrashrc"
 
@@ -30,7 +29,7 @@ def load_env_plugins(registry: Registry, value: str | None = None) -> list[str]:
 
 def rc_files() -> list[str]:
     """~/.kcrashrc then ./.kcrashrc (once if they are the same file), as crash reads its .crashrc."""
-    files = []
+    files: list[str] = []
     home = os.path.join(os.path.expanduser("~"), RC_NAME)
     local = os.path.abspath(RC_NAME)
     for path in (home, local):
@@ -80,25 +79,3 @@ def run_file(shell: Shell, path: str) -> int:
         shell.warn(f"{path}: {e.strerror}")
         return FAILED
     return shell.run_lines(lines)
-
-
-def banner_lines(kernel: object) -> list[str]:
-    """crash's start-up block (the `sys` summary) from kcrash.kernel.sysinfo, or KERNEL/DUMPFILE alone
-    while that module does not exist (or cannot read this dump)."""
-    problem = None
-    try:
-        from kcrash.kernel.sysinfo import banner_lines as sys_banner
-    except ImportError:
-        sys_banner = None
-    if sys_banner is not None:
-        try:
-            return list(sys_banner(kernel))
-        except KcrashError as e:
-            problem = str(e)
-    lines = [
-        f"{'KERNEL':>12}: {getattr(kernel, 'vmlinux_path', '?')}",
-        f"{'DUMPFILE':>12}: {getattr(kernel, 'dump_path', '?')}",
-    ]
-    if problem:
-        lines.append(f"WARNING: cannot read the system information: {problem}")
-    return lines

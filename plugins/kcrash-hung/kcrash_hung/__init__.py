@@ -1,22 +1,23 @@
 """kcrash plugin `hung`: tasks in uninterruptible sleep (D state) and how long each has waited.
 
-Written against kcrash's public API only: the command decorator, Kernel.object/per_cpu and Object,
-and list_for_each_entry.  Time waited is the task's CPU run-queue clock minus the moment it last got
-a CPU (sched_info.last_arrival), as crash's `ps -m` computes it.
+Written against kcrash's public API only: the command decorator and the kernel helpers (kcrash.kernel:
+every task, crash's state codes, a task's CPU and run queue; docs/api.md). Time waited is the task's CPU
+run-queue clock minus the moment it last got a CPU (sched_info.last_arrival), as crash's `ps -m` computes
+it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kcrash.commands import Argument, KcrashError, Option, command
-from kcrash.objects import Object, list_for_each_entry
+from kcrash.kernel.cpus import runqueue
+from kcrash.kernel.task_state import task_state_code
+from kcrash.kernel.tasks import for_each_task, task_comm, task_cpu, task_pid
+from kcrash.objects import Object
 
-__all__ = ["HungTask", "hung_tasks", "task_state"]
+__all__ = ["HungTask", "hung_tasks"]
 
-TASK_UNINTERRUPTIBLE = 0x2
-TASK_NOLOAD = 0x400  # with TASK_UNINTERRUPTIBLE: TASK_IDLE, sleeping but not "hung"
 NSEC_PER_SEC = 1_000_000_000
 
 
@@ -39,23 +40,6 @@ def _member(obj: Object, *names: str) -> Object | None:
     return None
 
 
-def task_state(task: Object) -> int:
-    state = _member(task, "__state", "state")  # __state since 5.14
-    if state is None:
-        raise KcrashError("task_struct has neither __state nor state")
-    return int(state)
-
-
-def task_cpu(task: Object) -> int:
-    cpu = _member(task, "thread_info")  # 5.16+: cpu lives in the embedded thread_info
-    if cpu is not None:
-        found = _member(cpu, "cpu")
-        if found is not None:
-            return int(found)
-    found = _member(task, "cpu")
-    return int(found) if found is not None else 0
-
-
 def last_arrival(task: Object) -> int | None:
     info = _member(task, "sched_info")
     if info is not None:
@@ -67,32 +51,18 @@ def last_arrival(task: Object) -> int | None:
     return int(stamp) if stamp is not None else None
 
 
-def all_threads(kernel) -> Iterator[Object]:
-    """Every thread of every thread group, from init_task's list of group leaders."""
-    init = kernel.object("init_task")
-    for leader in list_for_each_entry("struct task_struct", init.member("tasks"), "tasks"):
-        threads = _member(leader.member("signal"), "thread_head")
-        if threads is None:
-            yield leader
-            continue
-        yield from list_for_each_entry("struct task_struct", threads, "thread_node")
-
-
 def hung_tasks(kernel, include_idle: bool = False) -> list[HungTask]:
     """Tasks in D state, the longest waiting first."""
     clocks: dict[int, int | None] = {}
     found: list[HungTask] = []
-    for task in all_threads(kernel):
-        state = task_state(task)
-        if not state & TASK_UNINTERRUPTIBLE:
-            continue
-        idle = bool(state & TASK_NOLOAD)
-        if idle and not include_idle:
+    for task in for_each_task(kernel):
+        state = task_state_code(kernel, task)  # crash's codes: "UN" in D state, "ID" for TASK_IDLE
+        if state not in ("UN", "ID") or (state == "ID" and not include_idle):
             continue
         cpu = task_cpu(task)
         if cpu not in clocks:
             try:
-                clocks[cpu] = int(kernel.per_cpu("runqueues", cpu).member("clock"))
+                clocks[cpu] = int(runqueue(kernel, cpu).clock)
             except KcrashError:
                 clocks[cpu] = None
         stamp = last_arrival(task)
@@ -100,12 +70,12 @@ def hung_tasks(kernel, include_idle: bool = False) -> list[HungTask]:
         waited = clock - stamp if clock is not None and stamp is not None and clock >= stamp else None
         found.append(
             HungTask(
-                pid=int(task.member("pid")),
-                task=task.address,
+                pid=task_pid(task),
+                task=task.require_address(),
                 cpu=cpu,
-                state="ID" if idle else "UN",
+                state=state,
                 waited_ns=waited,
-                comm=task.member("comm").string(),
+                comm=task_comm(task),
             )
         )
     found.sort(key=lambda t: (-(t.waited_ns or 0), t.pid))
