@@ -14,6 +14,7 @@ from kcrash.errors import MemoryReadError
 from kcrash.expr.crashfmt import p_leader, whatis_variable
 from kcrash.expr.errors import ExprError, Unsupported
 from kcrash.expr.session import FORMAT_LETTERS, expr_session, is_percpu_symbol
+from kcrash.kernel.modules import lookup_any
 
 __all__ = ["PrintRecord", "print_expression", "gdb_fallback", "split_options", "read_error"]
 
@@ -230,6 +231,8 @@ def p_command(ctx, args):
             if len(words) == 1 and _per_cpu(ctx, first, None, fmt, radix):
                 return
             leader = first
+        elif lookup_any(ctx.kernel, first) is not None:
+            leader = first  # a module's symbol
     rec = print_expression(ctx, text, fmt, radix, leader, user="u" in flags)
     ctx.emit(rec, text=_render)
 

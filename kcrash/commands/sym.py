@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from kcrash.commands import Argument, CommandFailed, Option, command
 from kcrash.debuginfo.symbols import Symbol
+from kcrash.kernel import module_debug
 from kcrash.kernel import modules as kmod
 from kcrash.records import hex_field
 
@@ -114,10 +115,12 @@ def is_text_address(k, address: int) -> bool:
 
 def line_text(k, address: int) -> tuple[str, str | None, int | None]:
     """crash's get_line_number(): `file: line` of a kernel text address ("" without line data)."""
-    if kmod.module_at(k, address) is not None:
-        return "", None, None  # crash has no line data for modules whose debuginfo it did not load
     try:
-        found = k.source_line(address)
+        if kmod.module_at(k, address) is not None:
+            # Only modules whose object file `mod -s` loaded have line data (as in crash).
+            found = module_debug.source_line(k, address)
+        else:
+            found = k.source_line(address)
     except Exception:  # noqa: BLE001 - line tables are optional; a broken one must not break `sym`
         found = None
     if not found:

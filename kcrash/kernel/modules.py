@@ -38,6 +38,7 @@ __all__ = [
     "lookup_any",
     "symbol_string",
     "strip_symbol_end",
+    "bfd_letter",
 ]
 
 START_KERNEL_MAP = 0xFFFFFFFF80000000
@@ -88,6 +89,11 @@ def _bfd_letter(info: int, shndx: int, sections: list) -> str:
     if bind == STB_WEAK:
         return "V" if info & 0xF == 1 else "W"
     return letter.upper() if bind == STB_GLOBAL else letter
+
+
+def bfd_letter(info: int, shndx: int, sections: list) -> str:
+    """nm's type letter of an ELF symbol (st_info, st_shndx) given the file's sections."""
+    return _bfd_letter(info, shndx, sections)
 
 
 def crash_symbol_order(rows: list[tuple[int, str, str, int]]) -> list[tuple[int, str, str, int]]:
@@ -287,6 +293,11 @@ class Module:
         if self.base <= address < self.base + self.text_size:
             return True
         return bool(self.init_size) and self.init_base <= address < self.init_base + self.init_size
+
+    def replace_symbols(self, table: SymbolTable | None) -> None:
+        """Use `table` for this module's symbols (an object file's, after `mod -s`); None goes back to the
+        module's kallsyms."""
+        self._symbols = table
 
     @property
     def symbols(self) -> SymbolTable:
