@@ -12,6 +12,7 @@ from kcrash.arch.orc import REG_SP, TYPE_CALL, OrcTable
 from kcrash.arch.unwind import PT_REGS_ORDER, Frame, Unwinder
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import cpu_curr, cpumask_cpus, online_cpus, possible_cpus
+from kcrash.kernel.module_orc import module_text, with_module_orc
 
 if TYPE_CHECKING:
     from kcrash.arch.x86_64 import Registers
@@ -81,6 +82,9 @@ def unwinder(k: Kernel) -> Unwinder:
     def is_text(addr: int) -> bool:
         return lo <= addr < hi or _module_text(k, addr)
 
+    if orc is not None:  # module text unwinds with the module's own table, read from the dump
+        orc = with_module_orc(k, orc, lambda addr: lo <= addr < hi)
+
     cfi = None
     frame_data = k.elf.section_data(".debug_frame")
     if frame_data is not None:
@@ -96,7 +100,7 @@ def unwinder(k: Kernel) -> Unwinder:
 
 
 def _module_text(k: Kernel, addr: int) -> bool:
-    return False  # module text needs module ORC tables; frames there end the unwind for now
+    return module_text(k, addr)
 
 
 def thread_size(k: Kernel) -> int:
