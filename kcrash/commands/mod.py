@@ -197,8 +197,6 @@ def _modules(k) -> list[Module]:
 def _load_one(ctx, mod: Module, objfile: str | None) -> None:
     """`mod -s`: load the named or the found object file of `mod`."""
     k = ctx.kernel
-    if mdebug.loaded_debuginfo(k, mod.name) is not None:
-        return  # crash: "module symbols are already loaded"
     if objfile is not None:
         path = objfile
         if not os.path.exists(path):
@@ -211,6 +209,7 @@ def _load_one(ctx, mod: Module, objfile: str | None) -> None:
         if found is None:
             raise CommandFailed(_not_found(mod, skipped))
         path = found
+    # Loaded already: kept (crash: "module symbols are already loaded"), but only once the file is found.
     mdebug.load_module_debuginfo(k, mod, path)
 
 

@@ -266,9 +266,9 @@ def _elf_symbols(elf: ElfImage) -> tuple[list[tuple[str, int, int, int, int]], i
     """(name, st_info, st_shndx, st_value, st_size) of the object's defined, named symbols; and the symtab's
     offset."""
     sec = elf.section(".symtab")
-    if sec is None:
-        raise DebugInfoError(elf.path, "no symbols in object file")
     data = elf.section_data(".symtab")
+    if sec is None or data is None:
+        raise DebugInfoError(elf.path, "no symbols in object file")
     strsec = elf.sections[sec.link]
     strtab = bytes(elf.data[strsec.offset : strsec.offset + strsec.size])
     out = []
