@@ -221,6 +221,11 @@ class ChainedOrc:
         self.in_main = in_main
         self.other = other
 
+    @property
+    def numbering(self) -> str:
+        """The register numbering of the tables (one kernel's tables share the vmlinux's)."""
+        return self.main.numbering
+
     def find(self, ip: int) -> OrcEntry | None:
         if self.in_main(ip):
             return self.main.find(ip)
