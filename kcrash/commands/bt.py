@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from kcrash.commands import Argument, KcrashError, Option, command
 from kcrash.errors import MemoryReadError
+from kcrash.kernel import module_debug
 from kcrash.records import hex_field
 
 if TYPE_CHECKING:
@@ -152,7 +153,8 @@ def build_record(k, task, want_lines: bool) -> tuple[BacktraceRecord, Backtrace]
             module=hit[0].module if hit else None,
         )
         if want_lines and hit:
-            src = k.source_line(f.ip)
+            # A module's lines come from its object file once `mod -s` loaded it (as crash's).
+            src = module_debug.source_line(k, f.ip) if hit[0].module else k.source_line(f.ip)
             if src:
                 fr.file, fr.line = src
         if f.regs is not None:
