@@ -169,7 +169,8 @@ def _symbol_lines(table) -> list[str]:
 
 def _module_listing(mod: kmod.Module) -> list[str]:
     """crash's `sym -m`: the module's symbols between MODULE START and MODULE END lines; on Linux 6.4+,
-    whose modules have separate text, data, rodata... blocks, one START/END pair per block."""
+    whose modules have separate text, data, rodata... blocks, one START/END pair per block (END at the
+    block's last byte, as crash 9 prints it)."""
     t = mod.symbols
     if not mod.split_layout:
         return [
@@ -184,7 +185,8 @@ def _module_listing(mod: kmod.Module) -> list[str]:
         lo = bisect.bisect_left(t.addresses, region.base)
         hi = bisect.bisect_left(t.addresses, region.base + region.size)
         lines.extend(f"{t.addresses[i]:x} ({t.types[i]}) {t.names[i]}" for i in range(lo, hi))
-        lines.append(f"{region.base + region.size:x} MODULE {kind} END: {mod.name}")
+        # crash's end pseudo-symbol of a 6.4+ region is its last byte (base + size - 1).
+        lines.append(f"{region.base + region.size - 1:x} MODULE {kind} END: {mod.name}")
     return lines
 
 
