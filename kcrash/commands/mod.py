@@ -10,7 +10,7 @@ from kcrash.commands.ps import center
 from kcrash.errors import DebugInfoError
 from kcrash.kernel import module_debug as mdebug
 from kcrash.kernel.modinfo import ModuleInfo, module_info, module_taints
-from kcrash.kernel.modules import Module, find_module
+from kcrash.kernel.modules import Module, find_module, module_at
 from kcrash.records import hex_field
 
 _VADDR_PRLEN = 16
@@ -176,7 +176,7 @@ def _taints(ctx, infos: list[ModuleInfo]) -> None:
 
 
 def _module(k, name: str) -> Module:
-    """A loaded module by name, or by the address of its struct module or of its text (crash's forms)."""
+    """A loaded module by name, or by a 16-digit address in it or of its struct module (crash's forms)."""
     mod = find_module(k, name)
     if mod is None and len(name) == _VADDR_PRLEN:
         try:
@@ -184,7 +184,7 @@ def _module(k, name: str) -> Module:
         except ValueError:
             address = None
         if address is not None:
-            mod = next((m for m in _modules(k) if address in (m.address, m.base)), None)
+            mod = module_at(k, address) or next((m for m in _modules(k) if address == m.address), None)
     if mod is None:
         raise UsageError(f"{name}: not a loaded module name")
     return mod
