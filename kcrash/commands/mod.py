@@ -296,10 +296,11 @@ def _load_all(ctx, infos: list[ModuleInfo], rest: list[str]) -> None:
         raise UsageError(f"{directory} is not a directory")
     shown: list[ModuleInfo] = []
     failed = False
+    trees: dict = {}  # each searched tree is walked once for all the modules
     for info in infos:
         mod = info.module
         if mdebug.loaded_debuginfo(k, mod.name) is None:
-            path, skipped = mdebug.find_module_file(k, mod, directory)
+            path, skipped = mdebug.find_module_file(k, mod, directory, trees)
             if path is None:
                 ctx.warn(_not_found(mod, skipped))
                 failed = True

@@ -128,33 +128,49 @@ def _file_names(name: str) -> list[str]:
     return [f"{stem}{ext}" for stem in stems for ext in (".ko", ".ko.debug")]
 
 
-def _search_tree(directory: str, names: list[str]) -> list[str]:
-    """Every file in the tree under `directory` with one of these names, names in order, paths sorted."""
-    found: dict[str, list[str]] = {n: [] for n in names}
+def _module_files(directory: str) -> dict[str, list[str]]:
+    """Module object files (*.ko, *.ko.debug) in the tree under `directory`, by file name, paths sorted."""
+    found: dict[str, list[str]] = {}
     seen = 0
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         seen += len(dirs) + len(files)
         for f in files:
-            if f in found:
-                found[f].append(os.path.join(root, f))
+            if f.endswith((".ko", ".ko.debug")):
+                found.setdefault(f, []).append(os.path.join(root, f))
         if seen > _WALK_LIMIT:
             break
-    return [p for n in names for p in sorted(found[n])]
+    return {name: sorted(paths) for name, paths in found.items()}
 
 
-def find_module_file(k: Kernel, mod: Module, directory: str | None = None) -> tuple[str | None, list[str]]:
+def _search_tree(
+    directory: str, names: list[str], trees: dict[str, dict[str, list[str]]] | None = None
+) -> list[str]:
+    """Every file in the tree under `directory` with one of these names, names in order; `trees` keeps
+    each tree's walk for the next module (`mod -S` searches the same trees for every module)."""
+    if trees is None:
+        trees = {}
+    if directory not in trees:
+        trees[directory] = _module_files(directory)
+    files = trees[directory]
+    return [p for n in names for p in files.get(n, [])]
+
+
+def find_module_file(
+    k: Kernel, mod: Module, directory: str | None = None, trees: dict[str, dict[str, list[str]]] | None = None
+) -> tuple[str | None, list[str]]:
     """(the object file of `mod`, files skipped because their build-id is another module's).
 
     Searched in `directory` only when given, else in debug_dirs(); the first file whose build-id matches
-    the module's in the dump wins (any file when the dump does not tell)."""
+    the module's in the dump wins (any file when the dump does not tell). Pass the same `trees` dict to
+    several calls to walk each directory tree once."""
     want = module_build_id(k, mod)
     names = _file_names(mod.name)
     skipped: list[str] = []
     for d in [directory] if directory else debug_dirs(k):
         if not os.path.isdir(d):
             continue
-        for path in _search_tree(d, names):
+        for path in _search_tree(d, names, trees):
             if want is None or file_build_id(path) in (want, None):
                 return path, skipped
             skipped.append(path)
