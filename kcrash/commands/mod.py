@@ -10,7 +10,7 @@ from kcrash.commands.ps import center
 from kcrash.errors import DebugInfoError
 from kcrash.kernel import module_debug as mdebug
 from kcrash.kernel.modinfo import ModuleInfo, module_info, module_taints
-from kcrash.kernel.modules import Module, find_module, module_at
+from kcrash.kernel.modules import Module, find_module, module_at, modules
 from kcrash.records import hex_field
 
 _VADDR_PRLEN = 16
@@ -184,14 +184,10 @@ def _module(k, name: str) -> Module:
         except ValueError:
             address = None
         if address is not None:
-            mod = module_at(k, address) or next((m for m in _modules(k) if address == m.address), None)
+            mod = module_at(k, address) or next((m for m in modules(k) if address == m.address), None)
     if mod is None:
         raise UsageError(f"{name}: not a loaded module name")
     return mod
-
-
-def _modules(k) -> list[Module]:
-    return [i.module for i in module_info(k)]
 
 
 def _load_one(ctx, mod: Module, objfile: str | None) -> None:
