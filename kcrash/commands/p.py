@@ -14,7 +14,7 @@ from kcrash.errors import MemoryReadError
 from kcrash.expr.crashfmt import p_leader, whatis_variable
 from kcrash.expr.errors import ExprError, Unsupported
 from kcrash.expr.session import FORMAT_LETTERS, expr_session, is_percpu_symbol
-from kcrash.kernel.modules import lookup_any
+from kcrash.kernel.modules import lookup_module_symbol
 
 __all__ = ["PrintRecord", "print_expression", "gdb_fallback", "split_options", "read_error"]
 
@@ -231,7 +231,7 @@ def p_command(ctx, args):
             if len(words) == 1 and _per_cpu(ctx, first, None, fmt, radix):
                 return
             leader = first
-        elif lookup_any(ctx.kernel, first) is not None:
+        elif lookup_module_symbol(ctx.kernel, first) is not None:
             leader = first  # a module's symbol
     rec = print_expression(ctx, text, fmt, radix, leader, user="u" in flags)
     ctx.emit(rec, text=_render)

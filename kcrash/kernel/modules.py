@@ -36,6 +36,7 @@ __all__ = [
     "crash_symbol_order",
     "resolve_any",
     "lookup_any",
+    "lookup_module_symbol",
     "symbol_string",
     "strip_symbol_end",
     "bfd_letter",
@@ -547,8 +548,11 @@ def resolve_any(k: Kernel, address: int) -> tuple[Symbol, int] | None:
 def lookup_any(k: Kernel, name: str) -> Symbol | None:
     """A symbol by name: the vmlinux first (the first of equal names, as crash), then each module."""
     sym = kernel_symbols(k).table.lookup(name)
-    if sym is not None:
-        return sym
+    return sym if sym is not None else lookup_module_symbol(k, name)
+
+
+def lookup_module_symbol(k: Kernel, name: str) -> Symbol | None:
+    """A module's symbol by name (the first module, in crash's order, that has it)."""
     for mod in modules(k):
         sym = mod.symbols.lookup(name)
         if sym is not None:
