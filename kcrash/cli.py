@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-rc", action="store_true", help="do not run ~/.kcrashrc and ./.kcrashrc")
     parser.add_argument(
+        "--debug-dir",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="search this directory tree first for modules' object files (mod -s, mod -S); repeatable",
+    )
+    parser.add_argument(
         "--gdbserver",
         metavar="unix:PATH",
         help="serve the dump to gdb over the remote protocol at this address instead of starting the shell",
@@ -165,6 +172,10 @@ def _run(ns: argparse.Namespace) -> int:
         progress.clear()
         _unexpected(e, ns.debug, "while opening the dump")
         return EXIT_OPEN_FAILED
+    if ns.debug_dir and hasattr(kernel, "release"):
+        from kcrash.kernel.module_debug import add_debug_dirs
+
+        add_debug_dirs(kernel, ns.debug_dir)
     try:
         if ns.gdbserver:
             return _gdbserver(ns, kernel, progress)

@@ -141,6 +141,9 @@ class Kernel:
         self.memory = memory if memory is not None else open_dump(dump, zero_excluded=zero_excluded)
         self.vmcoreinfo = parse_vmcoreinfo(self.memory.vmcoreinfo)
         self._link_symbols: SymbolTable | None = None
+        # Debug info of modules whose object files were loaded (kcrash.kernel.module_debug, `mod -s`):
+        # each has find_type(name) and find_variable(name), asked after the vmlinux's.
+        self.module_debuginfo: list[Any] = []
         self._setup_translation()
         self.symbols = SymbolTable.from_elf(self.elf, self.kaslr_offset)
         self._check_match(force_mismatch)
@@ -416,6 +419,10 @@ class Kernel:
             t = self.btf.find_type(base)
         if t is None and self.dwarf is not None:
             t = self.dwarf.find_type(base)
+        for extra in self.module_debuginfo:
+            if t is not None:
+                break
+            t = extra.find_type(base)
         if t is None:
             return None
         for _ in range(stars):
@@ -456,6 +463,11 @@ class Kernel:
                 if address is None:
                     raise LookupFailedError(f'variable "{name}" has no address (optimised out?)')
                 return address, vtype
+        if sym is None:
+            for extra in self.module_debuginfo:
+                found = extra.find_variable(name)
+                if found is not None and found[0] is not None:
+                    return found[0], found[1]
         if sym is not None:
             raise LookupFailedError(f'no debug info for symbol "{name}"')
         raise LookupFailedError(self._unknown("symbol", name, self.symbols.by_name))

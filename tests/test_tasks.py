@@ -117,7 +117,8 @@ def test_format_jiffies() -> None:
 def test_format_nanoseconds() -> None:
     assert crashtext.format_nanoseconds(5_756_000_000) == "0 00:00:05.756"
     assert (
-        crashtext.format_nanoseconds(((3 * 24 + 4) * 3600 + 5 * 60 + 6) * 10**9 + 7_000_000) == "3 04:05:06.007"
+        crashtext.format_nanoseconds(((3 * 24 + 4) * 3600 + 5 * 60 + 6) * 10**9 + 7_000_000)
+        == "3 04:05:06.007"
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import struct
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from kcrash.debuginfo.elffile import ElfImage
     from kcrash.debuginfo.types import Type
 
-__all__ = ["OrcEntry", "OrcTable", "REG_PREV_SP", "REG_SP", "REG_BP", "REG_UNDEFINED", "REG_AX"]
+__all__ = ["OrcEntry", "OrcTable", "ChainedOrc", "REG_PREV_SP", "REG_SP", "REG_BP", "REG_UNDEFINED", "REG_AX"]
 
 # ORC register numbers (arch/x86/include/asm/orc_types.h, 4.14 to 7.0): the canonical numbering here.
 REG_UNDEFINED = 0
@@ -151,12 +151,14 @@ def _register_numbering(entries: bytes, layout: _Bits) -> str:
 class OrcTable:
     """ORC entries for a range of kernel text (the vmlinux, or one module), at run-time addresses."""
 
-    def __init__(self, ips: Sequence[int], entries: bytes, layout: _Bits, new_types: bool) -> None:
+    def __init__(
+        self, ips: Sequence[int], entries: bytes, layout: _Bits, new_types: bool, numbering: str | None = None
+    ) -> None:
         self.ips = ips  # sorted run-time addresses (a sequence: computed on access for the vmlinux)
         self.entries = entries
         self.layout = layout
         self.new_types = new_types
-        self.numbering = _register_numbering(entries, layout)
+        self.numbering = numbering or _register_numbering(entries, layout)
         self._registers = _NUMBERINGS[self.numbering][0]
         self._cache: dict[int, OrcEntry | None] = {}
 
@@ -171,6 +173,15 @@ class OrcTable:
         rel.frombytes(bytes(ip_data))
         layout, new = _layout_from_type(orc_type)
         return cls(_SelfRelativeIps(rel, ip_sec.addr + kaslr_offset), bytes(entries), layout, new)
+
+    def sibling(self, ip_base: int, ip_data: bytes, entries: bytes) -> OrcTable:
+        """A table of the same kernel from another pair of arrays (a module's, read from the dump):
+        `.orc_unwind_ip`'s self-relative s32 values as they lie at `ip_base`, and the 6-byte entries. The
+        format is this table's; the entries are ordered by address as the kernel sorted them at load."""
+        rel = array("i")
+        rel.frombytes(ip_data[: len(ip_data) - len(ip_data) % 4])
+        ips = [(ip_base + 4 * i + r) & 0xFFFFFFFFFFFFFFFF for i, r in enumerate(rel)]
+        return OrcTable(ips, entries, self.layout, self.new_types, self.numbering)
 
     def find(self, ip: int) -> OrcEntry | None:
         """The entry that covers `ip` (the last one at or below it), or None outside the table."""
@@ -196,3 +207,26 @@ class OrcTable:
         entry = OrcEntry(sp_off, bp_off, sp_reg, bp_reg, typ, bool(lay.get(flags, "signal")))
         self._cache[i] = entry
         return entry
+
+
+class ChainedOrc:
+    """The vmlinux's table for its own text; for any other address, the table `other(ip)` gives (a module's
+    table for module text), or none. Has OrcTable's `find`, so the unwinder takes either."""
+
+    def __init__(
+        self, main: OrcTable, in_main: Callable[[int], bool], other: Callable[[int], OrcTable | None]
+    ):
+        self.main = main
+        self.in_main = in_main
+        self.other = other
+
+    @property
+    def numbering(self) -> str:
+        """The register numbering of the tables (one kernel's tables share the vmlinux's)."""
+        return self.main.numbering
+
+    def find(self, ip: int) -> OrcEntry | None:
+        if self.in_main(ip):
+            return self.main.find(ip)
+        table = self.other(ip)
+        return table.find(ip) if table is not None else None

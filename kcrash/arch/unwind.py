@@ -28,6 +28,7 @@ from kcrash.arch.orc import (
     TYPE_REGS,
     TYPE_REGS_PARTIAL,
     TYPE_UNDEFINED,
+    ChainedOrc,
     OrcTable,
 )
 from kcrash.errors import MemoryReadError
@@ -87,7 +88,7 @@ class Unwinder:
     def __init__(
         self,
         read: Callable[[int, int], bytes],
-        orc: OrcTable | None,
+        orc: OrcTable | ChainedOrc | None,
         cfi: Any = None,
         pt_regs_offsets: dict[str, int] | None = None,
         is_text: Callable[[int], bool] | None = None,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from kcrash.commands import Args, Argument, Context, KcrashError, Option, command
 from kcrash.commands._crashtext import task_header
 from kcrash.errors import MemoryReadError
+from kcrash.kernel import module_debug
 from kcrash.kernel.cpus import active_cpus, cpu_curr, parse_cpu_spec
 from kcrash.kernel.modules import resolve_any
 from kcrash.kernel.stack import Backtrace, backtrace
@@ -130,7 +131,8 @@ def build_record(k, task, want_lines: bool) -> tuple[BacktraceRecord, Backtrace]
             module=hit[0].module if hit else None,
         )
         if want_lines and hit:
-            src = k.source_line(f.ip)
+            # A module's lines come from its object file once `mod -s` loaded it (as crash's).
+            src = module_debug.source_line(k, f.ip) if hit[0].module else k.source_line(f.ip)
             if src:
                 fr.file, fr.line = src
         if f.regs is not None:

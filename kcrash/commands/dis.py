@@ -12,7 +12,7 @@ from kcrash.commands import Args, Argument, CommandFailed, Context, KcrashError,
 from kcrash.commands.rd import Reader, eval_expression, parse_count, task_pgd
 from kcrash.commands.sym import line_text, not_found_lines, parse_hex, symbol_record
 from kcrash.errors import MemoryReadError
-from kcrash.kernel import disasm
+from kcrash.kernel import disasm, module_debug
 from kcrash.kernel import modules as kmod
 from kcrash.records import hex_field
 
@@ -131,6 +131,8 @@ def function_end(k, sym, address: int) -> int:
         table: SymbolTable | None = kmod.kernel_symbols(k).table
         limit = address + 1
     else:
+        if sym.size and module_debug.loaded_debuginfo(k, sym.module) is not None:
+            return sym.address + sym.size  # gdb knows the function's bounds from the module's DWARF
         mod = kmod.find_module(k, sym.module)
         table = mod.symbols if mod else None
         limit = mod.base + mod.text_size if mod else address + 1

@@ -15,6 +15,7 @@ from kcrash.expr.crashfmt import p_leader, whatis_variable
 from kcrash.expr.errors import ExprError, Unsupported
 from kcrash.expr.session import FORMAT_LETTERS, expr_session, is_percpu_symbol
 from kcrash.kernel.cpus import parse_cpu_spec
+from kcrash.kernel.modules import lookup_module_symbol
 from kcrash.kernel.tasks import task_cpu
 
 __all__ = ["PrintRecord", "print_expression", "gdb_fallback", "split_options", "read_error"]
@@ -227,6 +228,8 @@ def p_command(ctx: Context, args: Args) -> None:
             if len(words) == 1 and _per_cpu(ctx, first, None, fmt, radix):
                 return
             leader = first
+        elif lookup_module_symbol(ctx.kernel, first) is not None:
+            leader = first  # a module's symbol
     rec = print_expression(ctx, text, fmt, radix, leader, user="u" in flags)
     ctx.emit(rec, text=_render)
 

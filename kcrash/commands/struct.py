@@ -13,6 +13,7 @@ from kcrash.expr.crashfmt import declaration_text, enum_list, member_data, whati
 from kcrash.expr.errors import ExprError, Unsupported
 from kcrash.expr.session import expr_session
 from kcrash.expr.typeprint import ptype, type_name
+from kcrash.kernel.modules import lookup_module_symbol
 from kcrash.records import hex_field
 
 __all__ = ["find_aggregate", "StructRecord"]
@@ -341,7 +342,7 @@ def _whatis_text(ctx, text: str, offsets: bool) -> str:
     words = text.split()
     if words[0] in ("struct", "union", "enum") and len(words) > 1:
         words = words[1:]
-    elif k.symbols.lookup(words[0]) is not None:
+    elif k.symbols.lookup(words[0]) is not None or lookup_module_symbol(k, words[0]) is not None:
         name = words[0]
         hit = scope.lookup(name)
         if hit[0] == "var":

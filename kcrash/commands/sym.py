@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from kcrash.commands import Args, Argument, CommandFailed, Context, Option, command
 from kcrash.debuginfo.symbols import Symbol
+from kcrash.kernel import module_debug
 from kcrash.kernel import modules as kmod
 from kcrash.records import hex_field
 
@@ -114,10 +115,12 @@ def is_text_address(k, address: int) -> bool:
 
 def line_text(k, address: int) -> tuple[str, str | None, int | None]:
     """crash's get_line_number(): `file: line` of a kernel text address ("" without line data)."""
-    if kmod.module_at(k, address) is not None:
-        return "", None, None  # crash has no line data for modules whose debuginfo it did not load
     try:
-        found = k.source_line(address)
+        if kmod.module_at(k, address) is not None:
+            # Only modules whose object file `mod -s` loaded have line data (as in crash).
+            found = module_debug.source_line(k, address)
+        else:
+            found = k.source_line(address)
     except Exception:  # noqa: BLE001 - line tables are optional; a broken one must not break `sym`
         found = None
     if not found:
@@ -166,7 +169,8 @@ def _symbol_lines(table) -> list[str]:
 
 def _module_listing(mod: kmod.Module) -> list[str]:
     """crash's `sym -m`: the module's symbols between MODULE START and MODULE END lines; on Linux 6.4+,
-    whose modules have separate text, data, rodata... blocks, one START/END pair per block."""
+    whose modules have separate text, data, rodata... blocks, one START/END pair per block (END at the
+    block's last byte, as crash 9 prints it)."""
     t = mod.symbols
     if not mod.split_layout:
         return [
@@ -181,7 +185,8 @@ def _module_listing(mod: kmod.Module) -> list[str]:
         lo = bisect.bisect_left(t.addresses, region.base)
         hi = bisect.bisect_left(t.addresses, region.base + region.size)
         lines.extend(f"{t.addresses[i]:x} ({t.types[i]}) {t.names[i]}" for i in range(lo, hi))
-        lines.append(f"{region.base + region.size:x} MODULE {kind} END: {mod.name}")
+        # crash's end pseudo-symbol of a 6.4+ region is its last byte (base + size - 1).
+        lines.append(f"{region.base + region.size - 1:x} MODULE {kind} END: {mod.name}")
     return lines
 
 

@@ -257,6 +257,11 @@ class Scope:
             pass
         if sym is not None:
             return ("nodebug-data", sym.address)
+        for extra in getattr(kernel, "module_debuginfo", ()):  # a module function (after `mod -s`)
+            ftype = extra.find_function(name)
+            msym = extra.symbols.lookup(name) if ftype is not None else None
+            if msym is not None:
+                return ("func", msym.address, ftype)
         found = self._enumerator(name)
         if found is not None:
             return ("enum", found[0], found[1])

@@ -47,6 +47,10 @@ class Symbolizer:
         """(name, offset) gdb would print for `address`, or None."""
         if address in self._cache:
             return self._cache[address]
+        if address < KERNEL_TEXT_MAP or self._section(address) is None:
+            module = self._module_lookup(address)
+            if module is not None:
+                return module  # not cached: `mod -d` may take the module's symbols away again
         found = self._lookup(address)
         if len(self._cache) > 65536:
             self._cache.clear()
@@ -87,6 +91,24 @@ class Symbolizer:
         if sizes[chosen] == 0 and types[chosen] not in _TEXT_LETTERS:
             return None  # gdb drops zero-sized data symbols
         return names[chosen], address - addrs[chosen]
+
+    def _module_lookup(self, address: int) -> tuple[str, int] | None:
+        """gdb knows a module's symbols once `mod -s` gave it the object file: the covering sized symbol,
+        or the label before a text address."""
+        for info in getattr(self.kernel, "module_debuginfo", ()):
+            if address not in info.module:
+                continue
+            table = info.symbols
+            i = bisect.bisect_right(table.addresses, address) - 1
+            while i >= 0 and table.types[i] == "?":
+                i -= 1  # kallsyms-only names (.LC labels) are not in gdb's symbol table
+            if i < 0:
+                return None
+            start, size = table.addresses[i], table.sizes[i]
+            if (size and address < start + size) or (not size and table.types[i] in _TEXT_LETTERS):
+                return table.names[i], address - start
+            return None
+        return None
 
     def _lookup_plain(self, address: int) -> tuple[str, int] | None:
         """No section table (synthetic kernels in tests): the covering sized symbol."""

@@ -39,8 +39,10 @@ __all__ = [
     "crash_symbol_order",
     "resolve_any",
     "lookup_any",
+    "lookup_module_symbol",
     "symbol_string",
     "strip_symbol_end",
+    "bfd_letter",
 ]
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF
@@ -90,6 +92,11 @@ def _bfd_letter(info: int, shndx: int, sections: list[Any]) -> str:
     if bind == STB_WEAK:
         return "V" if info & 0xF == 1 else "W"
     return letter.upper() if bind == STB_GLOBAL else letter
+
+
+def bfd_letter(info: int, shndx: int, sections: list[Any]) -> str:
+    """nm's type letter of an ELF symbol (st_info, st_shndx) given the file's sections."""
+    return _bfd_letter(info, shndx, sections)
 
 
 def crash_symbol_order(rows: list[tuple[int, str, str, int]]) -> list[tuple[int, str, str, int]]:
@@ -282,6 +289,11 @@ class Module:
         if self.base <= address < self.base + self.text_size:
             return True
         return bool(self.init_size) and self.init_base <= address < self.init_base + self.init_size
+
+    def replace_symbols(self, table: SymbolTable | None) -> None:
+        """Use `table` for this module's symbols (an object file's, after `mod -s`); None goes back to the
+        module's kallsyms."""
+        self._symbols = table
 
     @property
     def symbols(self) -> SymbolTable:
@@ -527,8 +539,11 @@ def resolve_any(k: Kernel, address: int) -> tuple[Symbol, int] | None:
 def lookup_any(k: Kernel, name: str) -> Symbol | None:
     """A symbol by name: the vmlinux first (the first of equal names, as crash), then each module."""
     sym = kernel_symbols(k).table.lookup(name)
-    if sym is not None:
-        return sym
+    return sym if sym is not None else lookup_module_symbol(k, name)
+
+
+def lookup_module_symbol(k: Kernel, name: str) -> Symbol | None:
+    """A module's symbol by name (the first module, in crash's order, that has it)."""
     for mod in modules(k):
         sym = mod.symbols.lookup(name)
         if sym is not None:

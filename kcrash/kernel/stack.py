@@ -8,11 +8,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kcrash.arch.dwarf_cfi import CfiTable
-from kcrash.arch.orc import REG_SP, TYPE_CALL, OrcTable
+from kcrash.arch.orc import REG_SP, TYPE_CALL, ChainedOrc, OrcTable
 from kcrash.arch.unwind import PT_REGS_ORDER, Frame, Unwinder
 from kcrash.debuginfo import cache
 from kcrash.errors import KcrashError, MemoryReadError
-from kcrash.kernel.cpus import active_cpus, active_task_cpu, cpu_curr, possible_cpus
+from kcrash.kernel.cpus import (
+    active_cpus,
+    active_task_cpu,
+    cpu_curr,
+    possible_cpus,
+)
+from kcrash.kernel.module_orc import module_text, with_module_orc
 from kcrash.kernel.tasks import task_cpu
 from kcrash.program import per_kernel
 
@@ -67,7 +73,7 @@ class Backtrace:
 def unwinder(k: Kernel) -> Unwinder:
     """The kernel's unwinder: its ORC tables, DWARF CFI from .debug_frame where present, pt_regs layout."""
     orc_type = k.find_type("struct orc_entry")
-    orc = OrcTable.from_vmlinux(k.elf, k.kaslr_offset, orc_type)
+    orc: OrcTable | ChainedOrc | None = OrcTable.from_vmlinux(k.elf, k.kaslr_offset, orc_type)
     offsets = None
     pt = k.find_type("struct pt_regs")
     if pt is not None:
@@ -84,6 +90,9 @@ def unwinder(k: Kernel) -> Unwinder:
     def is_text(addr: int) -> bool:
         return lo <= addr < hi or _module_text(k, addr)
 
+    if isinstance(orc, OrcTable):  # module text unwinds with the module's own table, read from the dump
+        orc = with_module_orc(k, orc, lambda addr: lo <= addr < hi)
+
     cfi = None
     frame_data = k.elf.section_data(".debug_frame")
     if frame_data is not None:
@@ -96,7 +105,7 @@ def unwinder(k: Kernel) -> Unwinder:
 
 
 def _module_text(k: Kernel, addr: int) -> bool:
-    return False  # module text needs module ORC tables; frames there end the unwind for now
+    return module_text(k, addr)
 
 
 def thread_size(k: Kernel) -> int:
