@@ -469,6 +469,9 @@ def _cache_slabs(ctx, cache: sl.CacheInfo) -> None:
         cpus = sl.cpu_slabs(k, cache)
         per_node: dict[int, int] = {}
         for cs in cpus:
+            if not cs.kmem_cache_cpu:  # 7.0+: no cpu slab, only the sheaves of cached free objects
+                out += [f"CPU {cs.cpu} SHEAVES:"] + ([f"   {o:x}" for o in cs.sheaves] or ["  (empty)"])
+                continue
             out += [f"CPU {cs.cpu} KMEM_CACHE_CPU:", f"  {cs.kmem_cache_cpu:x}", f"CPU {cs.cpu} SLAB:"]
             if cs.slab:
                 info = sl.slab_info(k, cs.slab)

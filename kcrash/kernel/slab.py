@@ -104,12 +104,24 @@ class _Layout:
     total_objects: int | None
     partial: int
     full: int | None
+    # 6.18+: per-cpu sheaves and per-node barns of cached free objects
+    cpu_sheaves: int | None = None
+    per_node: int | None = None  # kmem_cache.per_node[] (7.1+: struct kmem_cache_per_node_ptrs)
+    per_node_size: int = 8
+    per_node_node: int = 0
+    per_node_barn: int | None = None
+    node_barn: int | None = None  # kmem_cache_node.barn (6.18-7.0)
+    pcs_sheaves: tuple[int, ...] = ()  # slub_percpu_sheaves.main, .spare
+    sheaf_size: int = 0
+    sheaf_objects: int = 0
+    sheaf_barn_list: int = 0
+    barn_full: int = 0
 
 
 @lru_cache(maxsize=8)
 def _layout(k: Kernel) -> _Layout:
     kc = k.find_type("struct kmem_cache")
-    if kc is None or kc.find_member("cpu_slab") is None and kc.find_member("node") is None:
+    if kc is None or all(kc.find_member(m) is None for m in ("cpu_slab", "node", "per_node")):
         raise SlabError("kmem cache slab subsystem not available (this kernel does not use SLUB)")
     slab = k.find_type("struct slab")
     if slab is None or slab.find_member("slab_cache") is None:
@@ -136,6 +148,7 @@ def _layout(k: Kernel) -> _Layout:
         if cpu_page is None:
             cpu_page = member_offset(cpu, "page")
     oo = member_offset(kc, "oo")
+    sheaves = _sheaves_layout(k, kc, node)
     return _Layout(
         cache_size=kc.sizeof(),
         name=need(kc, "name"),
@@ -166,7 +179,33 @@ def _layout(k: Kernel) -> _Layout:
         total_objects=member_offset(node, "total_objects"),
         partial=need(node, "partial"),
         full=member_offset(node, "full"),
+        **sheaves,
     )
+
+
+def _sheaves_layout(k: Kernel, kc: Type, node: Type) -> dict:
+    """Offsets of the 6.18+ sheaves: kmem_cache.cpu_sheaves, per_node[] (7.1+), the barns' full sheaves."""
+    out: dict = {"node_barn": member_offset(node, "barn")}
+    per_node = kc.find_member("per_node")
+    if per_node is not None:
+        elem = per_node[0].type.strip().target
+        out["per_node"] = per_node[1] // 8
+        out["per_node_size"] = elem.sizeof()
+        out["per_node_node"] = member_offset(elem, "node") or 0
+        out["per_node_barn"] = member_offset(elem, "barn")
+    out["cpu_sheaves"] = member_offset(kc, "cpu_sheaves")
+    pcs = k.find_type("struct slub_percpu_sheaves")
+    sheaf = k.find_type("struct slab_sheaf")
+    barn = k.find_type("struct node_barn")
+    if out["cpu_sheaves"] is not None and pcs is not None and sheaf is not None and barn is not None:
+        out["pcs_sheaves"] = tuple(
+            o for o in (member_offset(pcs, "main"), member_offset(pcs, "spare")) if o is not None
+        )
+        out["sheaf_size"] = member_offset(sheaf, "size") or 0
+        out["sheaf_objects"] = member_offset(sheaf, "objects") or 0
+        out["sheaf_barn_list"] = member_offset(sheaf, "barn_list") or 0
+        out["barn_full"] = member_offset(barn, "sheaves_full") or 0
+    return out
 
 
 def _u64(buf: bytes, off: int) -> int:
@@ -202,6 +241,8 @@ class CacheInfo:
     red_left_pad: int = 0
     cpu_slab: int = hex_field(default=0)
     nodes: tuple[int, ...] = hex_field(default=())
+    cpu_sheaves: int = hex_field(default=0)
+    barns: tuple[int, ...] = hex_field(default=())
 
     @property
     def slab_size(self) -> int:
@@ -244,6 +285,15 @@ def _read_cache(k: Kernel, address: int) -> CacheInfo:
         nodes = tuple(_u64(buf, lay.node + 8 * nid) for nid in ids[:n])
     elif lay.local_node is not None:
         nodes = (address + lay.local_node,)
+    barns: tuple[int, ...] = ()
+    if lay.per_node is not None:
+        ids = [nid for nid, _ in node_pgdats(k)]
+        bases = [lay.per_node + nid * lay.per_node_size for nid in ids]
+        nodes = tuple(_u64(buf, b + lay.per_node_node) for b in bases)
+        if lay.per_node_barn is not None:
+            barns = tuple(_u64(buf, b + lay.per_node_barn) for b in bases)
+    if lay.node_barn is not None:
+        barns = tuple(k.read_u64(n + lay.node_barn) if n else 0 for n in nodes)
     return CacheInfo(
         address=address,
         name=name,
@@ -257,6 +307,8 @@ def _read_cache(k: Kernel, address: int) -> CacheInfo:
         red_left_pad=_u32(buf, lay.red_left_pad) if lay.red_left_pad is not None else 0,
         cpu_slab=_u64(buf, lay.cpu_slab) if lay.cpu_slab is not None else 0,
         nodes=nodes,
+        cpu_sheaves=_u64(buf, lay.cpu_sheaves) if lay.cpu_sheaves is not None else 0,
+        barns=barns,
     )
 
 
@@ -357,20 +409,64 @@ def freelist(k: Kernel, cache: CacheInfo, head: int, limit: int | None = None) -
 
 @dataclass(frozen=True)
 class CpuSlabs:
-    """A CPU's share of a cache: its kmem_cache_cpu, the active slab and its lockless freelist, and the
-    per-cpu partial slabs."""
+    """A CPU's share of a cache: its kmem_cache_cpu, the active slab and its lockless freelist, the
+    per-cpu partial slabs, and (6.18+) the free objects cached in its main and spare sheaves."""
 
     cpu: int
     kmem_cache_cpu: int = hex_field()
     slab: int = hex_field(default=0)
     freelist: int = hex_field(default=0)
     partial: list[int] = hex_field(default_factory=list)
+    sheaves: list[int] = hex_field(default_factory=list)
+
+
+def _sheaf_objects(k: Kernel, sheaf: int) -> list[int]:
+    lay = _layout(k)
+    size = k.read_u32(sheaf + lay.sheaf_size)
+    if size > 1 << 16:
+        raise SlabError(f"invalid slab_sheaf size {size} at {sheaf:x}")
+    data = k.read(sheaf + lay.sheaf_objects, 8 * size)
+    return list(struct.unpack(f"<{size}Q", data))
+
+
+def _cpu_sheaves(k: Kernel, cache: CacheInfo, cpu: int) -> list[int]:
+    lay = _layout(k)
+    if not cache.cpu_sheaves:
+        return []
+    pcs = k.per_cpu_address(cache.cpu_sheaves, cpu)
+    out: list[int] = []
+    for off in lay.pcs_sheaves:
+        sheaf = k.read_u64(pcs + off)
+        if sheaf:
+            out += _sheaf_objects(k, sheaf)
+    return out
+
+
+def barn_objects(k: Kernel, cache: CacheInfo) -> list[int]:
+    """The free objects cached in the full sheaves of the cache's per-node barns (6.18+)."""
+    lay = _layout(k)
+    out: list[int] = []
+    for barn in cache.barns:
+        if not barn:
+            continue
+        head = barn + lay.barn_full
+        node = k.read_u64(head)
+        seen: set[int] = set()
+        while node != head:
+            if not node or node in seen or len(seen) >= MAX_LIST:
+                raise SlabError(f"{cache.name}: corrupt barn sheaf list at {head:x}")
+            seen.add(node)
+            out += _sheaf_objects(k, node - lay.sheaf_barn_list)
+            node = k.read_u64(node)
+    return out
 
 
 def cpu_slabs(k: Kernel, cache: CacheInfo) -> list[CpuSlabs]:
     lay = _layout(k)
     if not cache.cpu_slab or lay.cpu_slab_page is None:
-        return []
+        if not cache.cpu_sheaves:
+            return []
+        return [CpuSlabs(cpu, 0, sheaves=_cpu_sheaves(k, cache, cpu)) for cpu in possible_cpus(k)]
     out = []
     for cpu in possible_cpus(k):
         kcc = k.per_cpu_address(cache.cpu_slab, cpu)
@@ -388,7 +484,7 @@ def cpu_slabs(k: Kernel, cache: CacheInfo) -> list[CpuSlabs]:
             seen.add(partial_head)
             partial.append(partial_head)
             partial_head = k.read_u64(partial_head + lay.slab_next)
-        out.append(CpuSlabs(cpu, kcc, slab, free, partial))
+        out.append(CpuSlabs(cpu, kcc, slab, free, partial, _cpu_sheaves(k, cache, cpu)))
     return out
 
 
@@ -480,6 +576,8 @@ def cache_stats(k: Kernel, cache: CacheInfo) -> CacheStats:
             for slab in cs.partial:
                 info = slab_info(k, slab)
                 free += info.objects - info.inuse
+            free += len(cs.sheaves)
+        free += len(barn_objects(k, cache))
         slabs = total = 0
         for node in node_slabs(k, cache):
             slabs += node.nr_slabs
@@ -515,6 +613,10 @@ def slab_objects(
     cpus = cpus if cpus is not None else cpu_slabs(k, cache)
     owner = next((cs for cs in cpus if cs.slab == slab), None)
     free = set(freelist(k, cache, info.freelist, info.objects + 1))
+    if cache.cpu_sheaves:
+        # Objects cached in sheaves count as in use in their slab; they are free to the cache's users.
+        cached = {o for cs in cpus for o in cs.sheaves} | set(barn_objects(k, cache))
+        free |= {o for o in cached if info.memory <= o < info.memory + info.objects * cache.size}
     if owner is not None:
         cpu_free = freelist(k, cache, owner.freelist, info.objects + 1)
         n_free = len(cpu_free) + (info.objects - info.inuse if info.freelist else 0)
