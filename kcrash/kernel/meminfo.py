@@ -218,15 +218,16 @@ def vm_event_states(k: Kernel) -> list[VmStat]:
 # --- nodes and zones ------------------------------------------------------------------------------------
 
 
-def node_pgdats(k: Kernel) -> list[tuple[int, int]]:
+@lru_cache(maxsize=8)
+def node_pgdats(k: Kernel) -> tuple[tuple[int, int], ...]:
     """(node id, pglist_data address) of each memory node: node_data[] on NUMA kernels (the non-NULL
-    entries), contig_page_data otherwise."""
+    entries), contig_page_data otherwise. Cached: a dump's nodes do not change."""
     sym = k.symbols.lookup("node_data")
     if sym is not None:
         n = _array_length(k, "node_data") or 1
         ptrs = struct.unpack(f"<{n}Q", k.read(sym.address, 8 * n))
-        return [(i, p) for i, p in enumerate(ptrs) if p]
-    return [(0, k.address_of("contig_page_data"))]
+        return tuple((i, p) for i, p in enumerate(ptrs) if p)
+    return ((0, k.address_of("contig_page_data")),)
 
 
 @dataclass(frozen=True)

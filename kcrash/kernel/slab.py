@@ -378,19 +378,22 @@ def slab_info(k: Kernel, slab: int) -> SlabInfo:
     )
 
 
-def _freelist_ptr(k: Kernel, cache: CacheInfo, ptr: int, ptr_addr: int) -> int:
-    """A stored free pointer decoded: ptr ^ s->random ^ swab(ptr_addr) when the kernel hardens it."""
-    if _layout(k).random is None:
-        return ptr
-    swabbed = int.from_bytes(ptr_addr.to_bytes(8, "little"), "big")
-    return ptr ^ cache.random ^ swabbed
-
-
 def freelist(k: Kernel, cache: CacheInfo, head: int, limit: int | None = None) -> list[int]:
-    """The objects on a freelist starting at `head`, in order; stops at a loop or a bad pointer."""
+    """The objects on a freelist starting at `head`, in order; stops at a loop or a bad pointer. The
+    slab holding the first object is read once (a freelist stays inside its slab)."""
     out: list[int] = []
     seen: set[int] = set()
     limit = limit if limit is not None else 1 << 16
+    hardened = _layout(k).random is not None
+    base, data = 0, b""
+    if head and not head & 1:
+        page = virt_to_page(k, head)
+        if page is not None:
+            base = page_to_virt(k, compound_head(k, page))
+            try:
+                data = k.read(base, cache.slab_size)
+            except MemoryReadError:
+                base, data = 0, b""
     obj = head
     while obj and not obj & 1:
         if obj in seen:
@@ -399,11 +402,17 @@ def freelist(k: Kernel, cache: CacheInfo, head: int, limit: int | None = None) -
             break
         seen.add(obj)
         out.append(obj)
+        where = obj + cache.offset
         try:
-            stored = k.read_u64(obj + cache.offset)
+            if base <= where and where + 8 <= base + len(data):
+                stored = struct.unpack_from("<Q", data, where - base)[0]
+            else:
+                stored = k.read_u64(where)
         except MemoryReadError:
-            raise SlabError(f"{cache.name}: invalid freepointer: {obj + cache.offset:x}") from None
-        obj = _freelist_ptr(k, cache, stored, obj + cache.offset)
+            raise SlabError(f"{cache.name}: invalid freepointer: {where:x}") from None
+        if hardened:
+            stored ^= cache.random ^ int.from_bytes(where.to_bytes(8, "little"), "big")
+        obj = stored
     return out
 
 
