@@ -194,8 +194,10 @@ def kmem_command(ctx, args):
         _slab(ctx, names[0] if names else None, addresses, verbose=bool(args.slabs))
     elif args.p:
         _pages(ctx, addresses, args.physical)
+    elif args.f and not addresses:
+        _free_lists(ctx)
     elif args.n or args.f:
-        raise KcrashError(f"option {'-n' if args.n else '-f'} is not supported yet")
+        raise KcrashError(f"option {'-n' if args.n else '-f ADDRESS'} is not supported yet")
     elif addresses:
         for i, address in enumerate(addresses):
             if i:
@@ -315,6 +317,64 @@ def _zones(ctx) -> None:
         line += f"  MIN/LOW/HIGH: {zone.watermark_min}/{zone.watermark_low}/{zone.watermark_high}"
         lines += [line, "  VM_STAT:"] + _stat_lines(stats) + ["", ""]
     if lines:
+        ctx.write("\n".join(lines) + "\n")
+
+
+def _center(text: str, width: int, rjust: bool = False) -> str:
+    """crash's mkstring(CENTER): an odd leftover space goes right (or left with RJUST)."""
+    extra = width - len(text)
+    if extra <= 0:
+        return text
+    left = extra // 2 + (extra % 2 if rjust else 0)
+    return " " * left + text + " " * (extra - left)
+
+
+def _free_lists(ctx) -> None:
+    """`kmem -f`: each zone's free areas, every free list counted, and the total checked against the
+    zones' NR_FREE_PAGES."""
+    k = ctx.kernel
+    zones = mi.zones(k)
+    first_page: dict[int, int] = {}
+    for node, pgdat in mi.node_pgdats(k):
+        start = k.read_u64(pgdat + (mi.member_offset(k.type("struct pglist_data"), "node_start_pfn") or 0))
+        first_page[node] = pg.pfn_to_page(k, start)
+    lines: list[str] = []
+    total = found = 0
+    multi = len(first_page) > 1
+    for zone in zones:
+        if zone.index == 0 and multi:
+            lines += ([""] if zone.node else []) + ["NODE", f" {zone.node:2d}"]
+        mem_map = pg.pfn_to_page(k, zone.start_pfn) if zone.spanned else 0
+        mapnr = (mem_map - first_page.get(zone.node, 0)) // pg.page_layout(k).page_size if mem_map else 0
+        if zone.index:
+            lines.append("")
+        lines.append(
+            "ZONE  NAME        SIZE    FREE  " + _center("MEM_MAP", 16) + "  START_PADDR  START_MAPNR"
+        )
+        lines.append(
+            f"{zone.index:3d}   {zone.name:<9} {zone.spanned:6d}  {zone.free_pages:6d}  "
+            + _center(f"{mem_map:x}", 16)
+            + "  "
+            + _center(f"{zone.start_pfn << 12:x}", 11, rjust=True)
+            + "  "
+            + _center(str(mapnr), 11, rjust=True)
+        )
+        total += zone.free_pages
+        if not zone.free_pages:
+            continue
+        lists = mi.free_lists(k, zone)
+        if ctx.json:
+            for fl in lists:
+                ctx.emit(fl)
+        lines.append("AREA    SIZE  FREE_AREA_STRUCT  BLOCKS  PAGES")
+        for fl in lists:
+            size = f"{(4096 << fl.order) // 1024}k"
+            lines.append(
+                f"{fl.order:3d}  {size:>7}  {_center(f'{fl.address:x}', 16)}  {fl.blocks:6d} {fl.pages:6d}"
+            )
+            found += fl.pages
+    lines += ["", f"nr_free_pages: {total}  " + ("(verified)" if total == found else f"(found {found})")]
+    if not ctx.json:
         ctx.write("\n".join(lines) + "\n")
 
 

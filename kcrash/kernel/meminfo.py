@@ -30,6 +30,8 @@ __all__ = [
     "Zone",
     "node_pgdats",
     "zones",
+    "FreeList",
+    "free_lists",
     "HugeState",
     "hstates",
     "SwapTotals",
@@ -313,6 +315,51 @@ def zones(k: Kernel) -> list[Zone]:
                     free_pages=_field(buf, lay["free"]),
                 )
             )
+    return out
+
+
+@dataclass(frozen=True)
+class FreeList:
+    """One buddy free list of a zone: zone->free_area[order].free_list[migratetype] and its length."""
+
+    order: int
+    migratetype: int
+    address: int = hex_field()
+    blocks: int = 0
+
+    @property
+    def pages(self) -> int:
+        return self.blocks << self.order
+
+
+def free_lists(k: Kernel, zone: Zone, limit: int = 1 << 24) -> list[FreeList]:
+    """Every free list of a zone, each counted by walking it (bounded, loop-checked)."""
+    zt = k.type("struct zone")
+    hit = zt.find_member("free_area")
+    if hit is None:
+        return []
+    area_type = hit[0].type.strip()
+    area_size = area_type.target.sizeof()
+    lists = area_type.target.find_member("free_list")
+    if lists is None:
+        return []
+    list_type = lists[0].type.strip()
+    nr_types = list_type.length or 1
+    base = zone.address + hit[1] // 8 + lists[1] // 8
+    out = []
+    for order in range(area_type.length or 0):
+        for mt in range(nr_types):
+            head = base + order * area_size + mt * 16
+            count = 0
+            seen: set[int] = set()
+            node = k.read_u64(head)
+            while node != head:
+                if not node or node in seen or count >= limit:
+                    raise KcrashError(f"corrupted free list {mt} from free_area struct: {head:x}")
+                seen.add(node)
+                count += 1
+                node = k.read_u64(node)
+            out.append(FreeList(order, mt, head, count))
     return out
 
 
