@@ -14,6 +14,7 @@ from kcrash.kernel import meminfo as mi
 from kcrash.kernel import modules as kmod
 from kcrash.kernel import page as pg
 from kcrash.kernel import slab as sl
+from kcrash.kernel import sparse
 from kcrash.kernel import tasks as th
 from kcrash.kernel.stack import thread_size
 from kcrash.kernel.vmalloc import VmapArea, find_vmap_area, vmap_areas
@@ -196,8 +197,10 @@ def kmem_command(ctx, args):
         _pages(ctx, addresses, args.physical)
     elif args.f and not addresses:
         _free_lists(ctx)
-    elif args.n or args.f:
-        raise KcrashError(f"option {'-n' if args.n else '-f ADDRESS'} is not supported yet")
+    elif args.n:
+        _nodes(ctx)
+    elif args.f:
+        raise KcrashError("option -f with an address is not supported yet")
     elif addresses:
         for i, address in enumerate(addresses):
             if i:
@@ -376,6 +379,117 @@ def _free_lists(ctx) -> None:
     lines += ["", f"nr_free_pages: {total}  " + ("(verified)" if total == found else f"(found {found})")]
     if not ctx.json:
         ctx.write("\n".join(lines) + "\n")
+
+
+def _nodes(ctx) -> None:
+    """`kmem -n`: each node with its zones, the memory sections, and the memory blocks."""
+    k = ctx.kernel
+    pgdat_t = k.type("struct pglist_data")
+    start_off = mi.member_offset(pgdat_t, "node_start_pfn") or 0
+    spanned_off = mi.member_offset(pgdat_t, "node_spanned_pages") or 0
+    zones_off = mi.member_offset(pgdat_t, "node_zones") or 0
+    bdata_off = mi.member_offset(pgdat_t, "bdata")
+    zones = mi.zones(k)
+    sections = sparse.mem_sections(k)
+    blocks = sparse.memory_blocks(k)
+    if ctx.json:
+        for z in zones:
+            ctx.emit(z)
+        for sec in sections:
+            ctx.emit(sec)
+        for b in blocks:
+            ctx.emit(b)
+        return
+    lines: list[str] = []
+    zone_hdr = "ZONE  NAME         SIZE  " + _center("MEM_MAP", 16, rjust=True) + "  START_PADDR  START_MAPNR"
+    for n, (node, pgdat) in enumerate(mi.node_pgdats(k)):
+        if n:
+            lines += ["", "-" * len(zone_hdr), ""]
+        start_pfn = k.read_u64(pgdat + start_off)
+        size = k.read_u64(pgdat + spanned_off)
+        bdata = k.read_u64(pgdat + bdata_off) if bdata_off is not None else None
+        node_zones = pgdat + zones_off
+        lines.append(
+            "NODE  "
+            + "  ".join(
+                [
+                    _center("SIZE", 8),
+                    _center("PGLIST_DATA", 16),
+                    _center("BOOTMEM_DATA", 16),
+                    _center("NODE_ZONES", 16),
+                ]
+            )
+        )
+        lines.append(
+            f" {node:2d}   "
+            + "  ".join(
+                [
+                    _center(str(size), 8),
+                    _center(f"{pgdat:x}", 16),
+                    _center("----" if bdata is None else f"{bdata:x}", 16),
+                    _center(f"{node_zones:x}", 16),
+                ]
+            )
+        )
+        node_zone_list = [z for z in zones if z.node == node]
+        lines += [" " * 52 + f"{z.address:x}" for z in node_zone_list[1:]]
+        lines.append(_center("MEM_MAP", 16) + "     START_PADDR    START_MAPNR")
+        lines.append(
+            _center(f"{pg.pfn_to_page(k, start_pfn):x}", 16)
+            + "  "
+            + _center(f"{start_pfn << 12:x}", 16, rjust=True)
+            + "  "
+            + _center(str(start_pfn), 11, rjust=True)
+        )
+        lines += ["", zone_hdr]
+        for z in node_zone_list:
+            mem_map = pg.pfn_to_page(k, z.start_pfn) if z.spanned else 0
+            paddr = z.start_pfn << 12 if z.spanned else 0
+            mapnr = z.start_pfn if z.spanned else 0
+            lines.append(
+                f" {z.index:2d}   {z.name:<9} {z.spanned:7d}  {mem_map:16x}  {paddr:11x}  {mapnr:11d}"
+            )
+    lines += [
+        "",
+        "-" * 67,
+        "",
+        "NR  "
+        + "  ".join([_center("SECTION", 16), _center("CODED_MEM_MAP", 16), _center("MEM_MAP", 16), "STATE"])
+        + " PFN",
+    ]
+    for sec in sections:
+        lines.append(
+            f"{sec.nr:2d}  "
+            + "  ".join(
+                [
+                    _center(f"{sec.address:x}", 16),
+                    _center(f"{sec.coded_mem_map:x}", 16, rjust=True),
+                    _center(f"{sec.mem_map:x}", 16, rjust=True),
+                    _center(sec.state, 5),
+                ]
+            )
+            + f" {sec.pfn:<16d}"
+        )
+    if blocks:
+        ranged = any(b.end is not None for b in blocks)
+        title = "PHYSICAL RANGE" if ranged else "PHYSICAL START"
+        with_node = any(b.node is not None for b in blocks)
+        if with_node:
+            lines += [
+                "",
+                f"{_center('MEM_BLOCK', 16)} {_center('NAME', 10)}   {_center(title, 18)}   NODE  STATE   START_SECTION_NO",
+            ]
+        else:
+            lines += [
+                "",
+                f"{_center('MEM_BLOCK', 16)} {_center('NAME', 10)}   {_center(title, 16)}    STATE   START_SECTION_NO",
+            ]
+        for b in blocks:
+            rng = f"{b.start:8x} - {b.end:8x}" if b.end is not None else _center(f"{b.start:x}", 19)
+            node = f"{_center(str(b.node), 4)}  " if b.node is not None else " "
+            name = _center(b.name, 12 if with_node else 10)
+            lines.append(f" {b.address:<16x} {name} {rng} {node}{b.state:<7} {b.start_section:<12d}")
+    ctx.write("\n".join(lines) + "\n")
 
 
 # --- -h and -g --------------------------------------------------------------------------------------------
