@@ -24,7 +24,7 @@ from oracles import crash9_outputs, drgn_eval
 
 from kcrash.kernel import meminfo, slab
 from kcrash.kernel.cpus import online_cpus
-from kcrash.kernel.page import virt_to_page
+from kcrash.kernel.page import page_layout, page_to_virt, virt_to_page
 from kcrash.kernel.tasks import task_table
 from kcrash.kernel.vmalloc import vmap_areas
 
@@ -81,6 +81,21 @@ def _address_commands(k) -> list[str]:
     areas = vmap_areas(k)
     if areas:
         cmds += [f"kmem {areas[0].start + 0x100:x}", f"kmem -v {areas[-1].start:x}"]
+    for zone in meminfo.zones(k):
+        lists = (
+            [fl for fl in meminfo.free_lists(k, zone) if fl.blocks and fl.order >= 2]
+            if zone.free_pages
+            else []
+        )
+        if lists:
+            # The 4th page of a free block: crash's search also matches the page just past a block, then
+            # rejects it, so a block's first page can go unreported; an inner page cannot.
+            lay = page_layout(k)
+            lru = k.type("struct page").member("lru")[1] // 8
+            head = k.read_u64(lists[0].address) - lru
+            vaddr = page_to_virt(k, head) + 3 * 4096
+            cmds += [f"kmem {vaddr:x}", f"kmem -f {vaddr:x}", f"kmem -p {head + 3 * lay.page_size:x}"]
+            break
     table = task_table(k)
     init = next(t for t in table if t.pid == 1)
     cmds += [

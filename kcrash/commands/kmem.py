@@ -77,7 +77,7 @@ NAME
   kmem - kernel memory
 
 SYNOPSIS
-  kmem [-f|-i|-v|-V|-n|-z|-h] [-p] [[-s|-S] [slab]] [-g [flags]] [[-P] address]
+  kmem [-f|-i|-v|-V|-n|-z|-o|-h] [-p] [[-s|-S] [slab]] [-g [flags]] [[-P] address]
 
 DESCRIPTION
   This command displays information about the use of kernel memory.
@@ -88,6 +88,11 @@ DESCRIPTION
         -V  displays the kernel vm_stat table and the summed per-cpu
             vm_event_states counters.
         -z  displays per-zone memory statistics.
+        -o  displays each cpu's offset value that is added to per-cpu symbol
+            values to translate them into kernel virtual addresses.
+        -f  displays the contents of the system free memory headers and
+            verifies that the page count equals nr_free_pages; with an
+            address, the free block containing its page.
         -n  displays memory node and zone data.
         -h  displays the address of hugepage hstate array entries, along with
             their hugepage size, total and free counts, and name.
@@ -152,6 +157,7 @@ EXAMPLES
         Option("-g", help="page flag bits."),
         Option("-P", dest="physical", help="the address is physical."),
         Option("-f", help="free lists (zones and their free areas)."),
+        Option("-o", dest="offsets", help="per-cpu offsets."),
     ],
     arguments=[
         Argument("target", nargs="*", complete="none", metavar="address|slab", help="address or cache.")
@@ -177,7 +183,7 @@ def kmem_command(ctx, args):
         raise UsageError(f"invalid address: {names[0]}")
     if len(names) > 1:
         raise KcrashError("only one kmem_cache reference is allowed")
-    if addresses and (args.i or args.vm_stat or args.z or args.n or args.huge):
+    if addresses and (args.i or args.vm_stat or args.z or args.n or args.huge or args.offsets):
         raise UsageError("no address arguments allowed with this option")
     if args.g:
         _page_flags(ctx, addresses[0] if addresses else 0)
@@ -199,8 +205,15 @@ def kmem_command(ctx, args):
         _free_lists(ctx)
     elif args.n:
         _nodes(ctx)
+    elif args.offsets:
+        lines = ["PER-CPU OFFSET VALUES:"]
+        lines += [f"{f'CPU {cpu}':>7}: {off:x}" for cpu, off in enumerate(k.per_cpu_offsets)]
+        ctx.write("\n".join(lines) + "\n")
     elif args.f:
-        raise KcrashError("option -f with an address is not supported yet")
+        for address in addresses:
+            lines = _free_block_lines(k, address, args.physical)
+            if lines:
+                ctx.write("\n".join(lines) + "\n")
     elif addresses:
         for i, address in enumerate(addresses):
             if i:
@@ -332,36 +345,77 @@ def _center(text: str, width: int, rjust: bool = False) -> str:
     return " " * left + text + " " * (extra - left)
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _zone_line(k, zone: mi.Zone, first_page: int) -> str:
+    mem_map = pg.pfn_to_page(k, zone.start_pfn) if zone.spanned else 0
+    mapnr = (mem_map - first_page) // pg.page_layout(k).page_size if mem_map else 0
+    return (
+        f"{zone.index:3d}   {zone.name:<9} {zone.spanned:6d}  {zone.free_pages:6d}  "
+        + _center(f"{mem_map:x}", 16)
+        + "  "
+        + _center(f"{zone.start_pfn << 12:x}", 11, rjust=True)
+        + "  "
+        + _center(str(mapnr), 11, rjust=True)
+    )
+
+
+def _node_first_pages(k) -> dict[int, int]:
+    start_off = mi.member_offset(k.type("struct pglist_data"), "node_start_pfn") or 0
+    return {node: pg.pfn_to_page(k, k.read_u64(pgdat + start_off)) for node, pgdat in mi.node_pgdats(k)}
+
+
+FREE_ZONE_HDR = "ZONE  NAME        SIZE    FREE  " + _center("MEM_MAP", 16) + "  START_PADDR  START_MAPNR"
+
+
+def _free_block_lines(k, address: int, physical: bool) -> list[str]:
+    """crash's free-list search: the zone, free area and block holding the page of `address`, if free."""
+    if not physical and address >= KVADDR_START and pg.is_page_ptr(k, address):
+        pfn = pg.page_to_pfn(k, address)
+    else:
+        page = _page_of(k, address, physical)
+        if page is None:
+            return []
+        pfn = pg.page_to_pfn(k, page)
+    block = mi.find_free_block(k, pfn)
+    if block is None:
+        return []
+    first = _node_first_pages(k)
+    fl = block.free_list
+    size = f"{(4096 << fl.order) // 1024}k"
+    lines = []
+    if len(first) > 1:
+        lines += ["NODE", f" {block.zone.node:2d}"]
+    lines += [FREE_ZONE_HDR, _zone_line(k, block.zone, first.get(block.zone.node, 0))]
+    lines += [
+        "AREA    SIZE  FREE_AREA_STRUCT",
+        f"{fl.order:3d}  {size:>7}  {_center(f'{fl.address:x}', 16)}  ",
+    ]
+    tail = f"{block.head:x}  "
+    if fl.order:
+        is_in = "in " if (physical or address < KVADDR_START) and address & 0xFFF else ""
+        tail += f"({address:x} is {is_in}{_ordinal(block.index + 1)} of {1 << fl.order} pages)"
+    return lines + [tail]
+
+
 def _free_lists(ctx) -> None:
     """`kmem -f`: each zone's free areas, every free list counted, and the total checked against the
     zones' NR_FREE_PAGES."""
     k = ctx.kernel
     zones = mi.zones(k)
-    first_page: dict[int, int] = {}
-    for node, pgdat in mi.node_pgdats(k):
-        start = k.read_u64(pgdat + (mi.member_offset(k.type("struct pglist_data"), "node_start_pfn") or 0))
-        first_page[node] = pg.pfn_to_page(k, start)
+    first_page = _node_first_pages(k)
     lines: list[str] = []
     total = found = 0
     multi = len(first_page) > 1
     for zone in zones:
         if zone.index == 0 and multi:
             lines += ([""] if zone.node else []) + ["NODE", f" {zone.node:2d}"]
-        mem_map = pg.pfn_to_page(k, zone.start_pfn) if zone.spanned else 0
-        mapnr = (mem_map - first_page.get(zone.node, 0)) // pg.page_layout(k).page_size if mem_map else 0
         if zone.index:
             lines.append("")
-        lines.append(
-            "ZONE  NAME        SIZE    FREE  " + _center("MEM_MAP", 16) + "  START_PADDR  START_MAPNR"
-        )
-        lines.append(
-            f"{zone.index:3d}   {zone.name:<9} {zone.spanned:6d}  {zone.free_pages:6d}  "
-            + _center(f"{mem_map:x}", 16)
-            + "  "
-            + _center(f"{zone.start_pfn << 12:x}", 11, rjust=True)
-            + "  "
-            + _center(str(mapnr), 11, rjust=True)
-        )
+        lines += [FREE_ZONE_HDR, _zone_line(k, zone, first_page.get(zone.node, 0))]
         total += zone.free_pages
         if not zone.free_pages:
             continue
@@ -734,15 +788,20 @@ def _page_line(info: pg.PageInfo) -> str:
 def _pages(ctx, addresses: list[int], physical: bool) -> None:
     k = ctx.kernel
     if not addresses:
-        max_pfn = pg.page_layout(k).max_pfn
         if not ctx.json:
             ctx.print(PAGE_HDR)
-        for pfn in range(min(max_pfn, P_LIMIT)):
-            try:
-                info = pg.page_info(k, pg.pfn_to_page(k, pfn))
-            except MemoryReadError:
-                continue
-            ctx.emit(info, text=_page_line)
+        shown = 0
+        per_section = 1 << sparse.section_pfn_shift(k)
+        for sec in sparse.mem_sections(k):
+            for info in pg.page_infos(k, sec.pfn, per_section):
+                if ctx.json:
+                    ctx.emit(info)
+                else:
+                    ctx.write(_page_line(info) + "\n")
+                shown += 1
+                if shown >= P_LIMIT:
+                    ctx.warn(f"stopped after {P_LIMIT} pages")
+                    return
         return
     for address in addresses:
         page = _page_of(k, address, physical)
@@ -848,6 +907,9 @@ def _search(ctx, k, address: int, physical: bool) -> None:
                 ]
                 lines += [_object_line(o) for o in objects] + [""]
                 record = _with(record, cache=cache.name, cache_address=cache.address, slab=head)
+        free_lines = _free_block_lines(k, address, physical)
+        if free_lines:
+            lines += free_lines + [""]
         if not task_done:
             task = _task_of(k, vaddr)
             if task is not None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import possible_cpus
+from kcrash.kernel.page import page_layout
 from kcrash.records import hex_field
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ __all__ = [
     "zones",
     "FreeList",
     "free_lists",
+    "FreeBlock",
+    "find_free_block",
     "HugeState",
     "hstates",
     "SwapTotals",
@@ -361,6 +364,40 @@ def free_lists(k: Kernel, zone: Zone, limit: int = 1 << 24) -> list[FreeList]:
                 node = k.read_u64(node)
             out.append(FreeList(order, mt, head, count))
     return out
+
+
+@dataclass(frozen=True)
+class FreeBlock:
+    """A free buddy block holding a page: the zone, the free list it is on, its first struct page and the
+    page's index in it."""
+
+    zone: Zone
+    free_list: FreeList
+    head: int = hex_field()
+    index: int = 0
+
+
+def find_free_block(k: Kernel, pfn: int, limit: int = 1 << 24) -> FreeBlock | None:
+    """The free block (on some zone's free list) containing page frame `pfn`, or None if it is not free."""
+    lay = page_layout(k)
+    page_size, vmemmap = lay.page_size, lay.vmemmap
+    lru = member_offset(k.type("struct page"), "lru") or 0
+    for zone in zones(k):
+        if not zone.free_pages or not zone.start_pfn <= pfn < zone.start_pfn + zone.spanned:
+            continue
+        for fl in free_lists(k, zone, limit):
+            if not fl.blocks:
+                continue
+            node = k.read_u64(fl.address)
+            seen = 0
+            while node != fl.address and seen < limit:
+                head = node - lru
+                first = (head - vmemmap) // page_size
+                if first <= pfn < first + (1 << fl.order):
+                    return FreeBlock(zone, fl, head, pfn - first)
+                node = k.read_u64(node)
+                seen += 1
+    return None
 
 
 # --- hugetlb and swap -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ tracepoints print them), or from `enum pageflags` in the debug info; never from 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ __all__ = [
     "pageflags_enum",
     "PageInfo",
     "page_info",
+    "page_infos",
     "decode_page_flags",
 ]
 
@@ -202,13 +204,30 @@ class PageInfo:
 
 def page_info(k: Kernel, page: int) -> PageInfo:
     lay = page_layout(k)
-    buf = k.read(page, lay.page_size)
+    return _decode(k, lay, page, k.read(page, lay.page_size), 0)
 
+
+def page_infos(k: Kernel, first_pfn: int, count: int, chunk: int = 4096) -> Iterator[PageInfo]:
+    """The struct pages of `count` page frames from `first_pfn`, read `chunk` at a time; a chunk whose
+    memory cannot be read is skipped."""
+    lay = page_layout(k)
+    for start in range(first_pfn, first_pfn + count, chunk):
+        n = min(chunk, first_pfn + count - start)
+        address = pfn_to_page(k, start)
+        try:
+            buf = k.read(address, n * lay.page_size)
+        except MemoryReadError:
+            continue
+        for i in range(n):
+            yield _decode(k, lay, address + i * lay.page_size, buf, i * lay.page_size)
+
+
+def _decode(k: Kernel, lay: PageLayout, page: int, buf: bytes, base: int) -> PageInfo:
     def u64(off: int | None) -> int:
-        return struct.unpack_from("<Q", buf, off)[0] if off is not None else 0
+        return struct.unpack_from("<Q", buf, base + off)[0] if off is not None else 0
 
     flags = u64(lay.flags)
-    count = struct.unpack_from("<I", buf, lay.refcount)[0] if lay.refcount is not None else 0
+    count = struct.unpack_from("<I", buf, base + lay.refcount)[0] if lay.refcount is not None else 0
     return PageInfo(
         page=page,
         paddr=page_to_pfn(k, page) << PAGE_SHIFT,

@@ -16,7 +16,14 @@ from kcrash.records import hex_field
 if TYPE_CHECKING:
     from kcrash.program import Kernel
 
-__all__ = ["MemSection", "mem_sections", "MemoryBlock", "memory_blocks", "SECTION_STATE_LETTERS"]
+__all__ = [
+    "section_pfn_shift",
+    "MemSection",
+    "mem_sections",
+    "MemoryBlock",
+    "memory_blocks",
+    "SECTION_STATE_LETTERS",
+]
 
 PAGE_SHIFT = 12
 MAX_LIST = 1 << 20
@@ -66,6 +73,11 @@ def _section_layout(k: Kernel) -> tuple[int, int, int, int, dict[str, int]]:
         last = 4
     mask = ~((1 << (last if last is not None else 4)) - 1) & 0xFFFFFFFFFFFFFFFF
     return size, bits - PAGE_SHIFT, 4096 // size, mask, flags
+
+
+def section_pfn_shift(k: Kernel) -> int:
+    """PFN_SECTION_SHIFT: log2 of the page frames per memory section."""
+    return _section_layout(k)[1]
 
 
 def _enumerator(k: Kernel, name: str) -> int | None:
