@@ -17,16 +17,14 @@ import argparse
 import json
 import pathlib
 import statistics
-import subprocess
 import sys
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests" / "fixtures"))
 sys.path.insert(0, str(HERE))
 import locate  # noqa: E402
-from harness import kcrash_times  # noqa: E402
+from harness import crash_session, kcrash_times  # noqa: E402
 
 COMMANDS = ["kmem -i", "kmem -s"]
 
@@ -40,23 +38,10 @@ def crash9() -> str | None:
     return str(found) if found else None
 
 
-def crash_time(binary: str, vmlinux: str, dump: str, command: str, repeat: int) -> float | None:
-    def session(n: int) -> tuple[float, str]:
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [binary, "-s", vmlinux, dump],
-            input=f"{command}\n" * n + "q\n",
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        return time.perf_counter() - t0, proc.stdout
-
-    session(0)  # page cache
-    base = statistics.median(session(0)[0] for _ in range(3))
-    full, out = session(repeat)
-    if not out.strip():
-        return None
+def crash_time(binary: str, vmlinux: str, dump: str, command: str, repeat: int) -> float:
+    crash_session(vmlinux, dump, [], binary)  # page cache
+    base = statistics.median(crash_session(vmlinux, dump, [], binary) for _ in range(3))
+    full = crash_session(vmlinux, dump, [command] * repeat, binary)
     return max(full - base, 0.0) / repeat
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "VmStat",
     "member_offset",
+    "list_nodes",
     "vm_stat_value",
     "vm_stat",
     "zone_vm_stat",
@@ -528,13 +529,15 @@ def _slab_pages(k: Kernel) -> int:
     return 0
 
 
-def _list_nodes(k: Kernel, head: int, limit: int = 1 << 22) -> list[int]:
+def list_nodes(k: Kernel, head: int, what: str = "list", limit: int = 1 << 22) -> list[int]:
+    """The list_head addresses of a circular list after `head`, in order. Raises KcrashError naming
+    `what` on a NULL link, a loop, or more than `limit` entries (a corrupt list)."""
     out: list[int] = []
+    seen: set[int] = set()
     node = k.read_u64(head)
-    seen = set()
-    while node != head and node:
-        if node in seen or len(out) >= limit:
-            raise KcrashError(f"list at {head:x} does not end (corrupt?)")
+    while node != head:
+        if not node or node in seen or len(out) >= limit:
+            raise KcrashError(f"{what} at {head:x} is corrupt at {node:x}")
         seen.add(node)
         out.append(node)
         node = k.read_u64(node)
@@ -554,7 +557,7 @@ def blockdev_pages(k: Kernel) -> int:
         bd_inode = _offset(k, "struct block_device", "bd_inode")
         if bd_list is None or bd_inode is None:
             return 0
-        for node in _list_nodes(k, k.address_of("all_bdevs")):
+        for node in list_nodes(k, k.address_of("all_bdevs")):
             inode = k.read_u64(node - bd_list + bd_inode)
             total += k.read_u64(k.read_u64(inode + i_mapping) + nrpages)
         return total
@@ -563,7 +566,7 @@ def blockdev_pages(k: Kernel) -> int:
     i_sb_list = _offset(k, "struct inode", "i_sb_list")
     if not sb or s_inodes is None or i_sb_list is None:
         return 0
-    for node in _list_nodes(k, sb + s_inodes):
+    for node in list_nodes(k, sb + s_inodes):
         inode = node - i_sb_list
         try:
             total += k.read_u64(k.read_u64(inode + i_mapping) + nrpages)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import possible_cpus
-from kcrash.kernel.meminfo import member_offset, node_pgdats
+from kcrash.kernel.meminfo import list_nodes, member_offset, node_pgdats
 from kcrash.kernel.page import compound_head, is_page_ptr, page_to_pfn, page_to_virt, virt_to_page
 from kcrash.records import hex_field
 
@@ -251,17 +251,11 @@ class CacheInfo:
 
 def _cache_list(k: Kernel) -> list[int]:
     lay = _layout(k)
-    head = k.address_of("slab_caches")
-    out: list[int] = []
-    seen: set[int] = set()
-    node = k.read_u64(head)
-    while node != head:
-        if not node or node in seen or len(out) >= MAX_LIST:
-            raise SlabError(f"slab_caches list is corrupt at {node:x}")
-        seen.add(node)
-        out.append(node - lay.list)
-        node = k.read_u64(node)
-    return out
+    try:
+        nodes = list_nodes(k, k.address_of("slab_caches"), "slab_caches list", MAX_LIST)
+    except KcrashError as e:
+        raise SlabError(str(e)) from None
+    return [node - lay.list for node in nodes]
 
 
 def _read_cache(k: Kernel, address: int) -> CacheInfo:

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from kcrash.errors import KcrashError, MemoryReadError
-from kcrash.kernel.meminfo import member_offset
+from kcrash.kernel.meminfo import list_nodes, member_offset
 from kcrash.kernel.page import page_layout
 from kcrash.records import hex_field
 
@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 PAGE_SHIFT = 12
-MAX_LIST = 1 << 20
 # The section_mem_map flag bits crash shows, by the kernel's names (enum *_BIT since 5.12, #defines before).
 SECTION_STATE_LETTERS = (
     ("SECTION_MARKED_PRESENT", "P"),
@@ -162,19 +161,6 @@ _STATES = {
 }
 
 
-def _list(k: Kernel, head: int) -> list[int]:
-    out: list[int] = []
-    seen: set[int] = set()
-    node = k.read_u64(head)
-    while node != head:
-        if not node or node in seen or len(out) >= MAX_LIST:
-            raise KcrashError(f"corrupt list at {head:x}")
-        seen.add(node)
-        out.append(node)
-        node = k.read_u64(node)
-    return out
-
-
 def _memory_subsys_private(k: Kernel) -> int:
     """The subsys_private of the memory bus: memory_subsys.p before 6.3, else the bus_kset entry whose
     kobject is named "memory"."""
@@ -189,7 +175,7 @@ def _memory_subsys_private(k: Kernel) -> int:
     entry_off = kobj_t.member("entry")[1] // 8
     name_off = kobj_t.member("name")[1] // 8
     subsys_kobj = (member_offset(sp_t, "subsys") or 0) + (member_offset(kset_t, "kobj") or 0)
-    for node in _list(k, kset + list_off):
+    for node in list_nodes(k, kset + list_off):
         kobj = node - entry_off
         name = k.read_cstring(k.read_u64(kobj + name_off), 64)
         if name == b"memory":
@@ -230,7 +216,7 @@ def memory_blocks(k: Kernel) -> list[MemoryBlock]:
     probed = k.symbols.lookup("memory_block_size_probed")
     size = k.read_u64(probed.address) if probed is not None else None
     out = []
-    for node in _list(k, head):
+    for node in list_nodes(k, head):
         device = k.read_u64(node - knode + dev_in_dp)
         block = device - dev_off
         start_sec = k.read_u64(block + start_off)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from kcrash.errors import KcrashError, MemoryReadError
+from kcrash.errors import MemoryReadError
+from kcrash.kernel.meminfo import list_nodes
 from kcrash.records import hex_field
 
 if TYPE_CHECKING:
@@ -61,14 +62,7 @@ def _layout(k: Kernel) -> dict[str, int | None]:
 
 
 def _walk(k: Kernel, head: int, list_off: int, out: list[int]) -> None:
-    node = k.read_u64(head)
-    seen: set[int] = set()
-    while node != head:
-        if not node or node in seen or len(out) >= MAX_AREAS:
-            raise KcrashError("invalid/corrupt vmap_area list")
-        seen.add(node)
-        out.append(node - list_off)
-        node = k.read_u64(node)
+    out += [node - list_off for node in list_nodes(k, head, "vmap_area list", MAX_AREAS)]
 
 
 def _area_addresses(k: Kernel) -> list[int]:
