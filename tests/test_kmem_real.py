@@ -275,3 +275,21 @@ def test_kmem_bad_input(fixtures61):
     assert err.strip() == "kmem: address is not allocated in slab subsystem: 1234"
     out, err = run_command(k, "kmem ffffffffffff0000")
     assert out.strip() == "ffffffffffff0000: kernel virtual address not found in mem map"
+
+
+def test_kmem_on_an_excluded_free_page(fixtures61):
+    """A free page is filtered out of a makedumpfile -d 31 dump: kmem still describes it from its struct
+    page and the free lists, and -s says in one line that it is no slab object."""
+    k = open_fixture_kernel(fixtures61, "kdump-zlib.kdump")
+    zone = next(z for z in meminfo.zones(k) if z.free_pages)
+    fl = next(f for f in meminfo.free_lists(k, zone) if f.blocks and f.order >= 1)
+    head = k.read_u64(fl.address) - k.type("struct page").member("lru")[1] // 8
+    vaddr = page_to_virt(k, head) + 4096
+    out, err = run_command(k, f"rd {vaddr:x}")
+    assert "page excluded" in err
+    out, err = run_command(k, f"kmem -s {vaddr:x}")
+    assert err.strip() == f"kmem: address is not allocated in slab subsystem: {vaddr:x}" and out == ""
+    out, err = run_command(k, f"kmem {vaddr:x}")
+    assert err == ""
+    assert f"({vaddr:x} is 2nd of {1 << fl.order} pages)" in out
+    assert out.rstrip().splitlines()[-1].startswith(f"{head + page_layout(k).page_size:x} ")

@@ -637,7 +637,10 @@ def _slab(ctx, name: str | None, addresses: list[int], verbose: bool) -> None:
             if not _slab_address(ctx, address, verbose):
                 ctx.warn(f"address is not allocated in slab subsystem: {address:x}")
         return
-    caches = sl.slab_caches(k)
+    errors: list[str] = []
+    caches = sl.slab_caches(k, errors)
+    for error in errors:
+        ctx.warn(error)
     if name is not None:
         caches = [c for c in caches if c.name == name]
         if not caches:

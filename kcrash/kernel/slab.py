@@ -258,9 +258,23 @@ def _cache_list(k: Kernel) -> list[int]:
     return [node - lay.list for node in nodes]
 
 
+@lru_cache(maxsize=8)
+def _cache_read_size(k: Kernel) -> int:
+    """The bytes of a kmem_cache that are read: up to the last node pointer in use, not the whole
+    MAX_NUMNODES-long node[] array (less to read, and less to miss in a filtered dump)."""
+    lay = _layout(k)
+    kc = k.type("struct kmem_cache")
+    last = max(m.bit_offset // 8 + m.type.sizeof() for m in kc.members if m.name not in ("node", "per_node"))
+    nodes = max((nid for nid, _ in node_pgdats(k)), default=0) + 1
+    for off, size in ((lay.node, 8), (lay.per_node, lay.per_node_size)):
+        if off is not None:
+            last = max(last, off + nodes * size)
+    return min(last, lay.cache_size)
+
+
 def _read_cache(k: Kernel, address: int) -> CacheInfo:
     lay = _layout(k)
-    buf = k.read(address, lay.cache_size)
+    buf = k.read(address, _cache_read_size(k))
     try:
         name = k.read_cstring(_u64(buf, lay.name), 256).decode("utf-8", "replace")
     except MemoryReadError:
@@ -306,9 +320,17 @@ def _read_cache(k: Kernel, address: int) -> CacheInfo:
     )
 
 
-def slab_caches(k: Kernel) -> list[CacheInfo]:
-    """Every cache on the slab_caches list, newest first (the list's order, as crash prints it)."""
-    return [_read_cache(k, a) for a in _cache_list(k)]
+def slab_caches(k: Kernel, errors: list[str] | None = None) -> list[CacheInfo]:
+    """Every cache on the slab_caches list, newest first (the list's order, as crash prints it). A cache
+    whose kmem_cache cannot be read is left out, and why is appended to `errors` when given."""
+    out = []
+    for address in _cache_list(k):
+        try:
+            out.append(_read_cache(k, address))
+        except MemoryReadError as e:
+            if errors is not None:
+                errors.append(f"kmem_cache at {address:x}: {e}")
+    return out
 
 
 def find_cache(k: Kernel, name_or_address: str | int) -> CacheInfo | None:
