@@ -630,6 +630,8 @@ def _slab(ctx, name: str | None, addresses: list[int], verbose: bool) -> None:
         for i, address in enumerate(addresses):
             if i:
                 ctx.print("")
+            if name is not None and sl.find_cache(k, address) is None:
+                ctx.warn(f"ignoring pre-selected {name} cache for address: {address:x}")
             cache = sl.find_cache(k, address)
             if cache is not None:
                 _emit_cache(ctx, cache, verbose, header=True)
@@ -642,18 +644,14 @@ def _slab(ctx, name: str | None, addresses: list[int], verbose: bool) -> None:
     for error in errors:
         ctx.warn(error)
     if name is not None:
-        caches = [c for c in caches if c.name == name]
+        # crash stops at the first cache of that name (merged caches share none).
+        caches = [c for c in caches if c.name == name][:1]
         if not caches:
             raise KcrashError(f"invalid kmem_cache: {name}")
-    if not verbose and not ctx.json:
+    elif not verbose and not ctx.json:
         ctx.print(CACHE_HDR)
-    for i, cache in enumerate(caches):
-        _emit_cache(
-            ctx,
-            cache,
-            verbose,
-            header=verbose and (i == 0 or name is None) or name is not None and not verbose,
-        )
+    for cache in caches:
+        _emit_cache(ctx, cache, verbose, header=verbose or name is not None)
 
 
 def _emit_cache(ctx, cache: sl.CacheInfo, verbose: bool, header: bool) -> None:
