@@ -25,6 +25,7 @@ __all__ = [
     "VmStat",
     "member_offset",
     "list_nodes",
+    "array_length",
     "vm_stat_value",
     "vm_stat",
     "zone_vm_stat",
@@ -108,7 +109,13 @@ def _i32(k: Kernel, name: str, default: int = 0) -> int:
         return default
 
 
-def _array_length(k: Kernel, name: str) -> int:
+def array_length(k: Kernel, name: str, element: str | int = 8) -> int:
+    """The number of elements of a global array: its symbol's size over the element's (`element`: a size or
+    a type name), which needs no DWARF; else the length in the variable's debug-info type."""
+    sym = k.symbols.lookup(name)
+    size = element if isinstance(element, int) else k.type(element).sizeof()
+    if sym is not None and sym.size and size:
+        return sym.size // size
     try:
         _, t = k.variable_type(name)
     except KcrashError:
@@ -138,7 +145,7 @@ def _stat_group(k: Kernel, array: str, enum_name: str, count_name: str) -> list[
     """(name, index) of the counters of one vm_stat array, in enum order, up to its NR_* count."""
     count = _enum_value(k, enum_name, count_name)
     if count is None:
-        count = _array_length(k, array)
+        count = array_length(k, array)
     # Aliases (NR_ZONE_LRU_BASE = NR_ZONE_INACTIVE_ANON): one counter per index, under its last name.
     names = {v: n for n, v in _enumerators(k, enum_name) if n != count_name and 0 <= v < count}
     return [(names[v], v) for v in sorted(names)]
@@ -166,7 +173,7 @@ def _vm_stat_layout(k: Kernel) -> list[tuple[str, str, list[tuple[str, int]]]]:
         if _has(k, "vm_node_stat"):
             items = _stat_group(k, "vm_node_stat", "node_stat_item", "NR_VM_NODE_STAT_ITEMS")
             layout.append(("vm_node_stat", "node", items))
-        if _has(k, "vm_numa_stat") and _array_length(k, "vm_numa_stat"):
+        if _has(k, "vm_numa_stat") and array_length(k, "vm_numa_stat"):
             items = _stat_group(k, "vm_numa_stat", "numa_stat_item", "NR_VM_NUMA_STAT_ITEMS")
             layout.append(("vm_numa_stat", "numa", items))
         return layout
@@ -230,7 +237,7 @@ def node_pgdats(k: Kernel) -> tuple[tuple[int, int], ...]:
     entries), contig_page_data otherwise. Cached: a dump's nodes do not change."""
     sym = k.symbols.lookup("node_data")
     if sym is not None:
-        n = _array_length(k, "node_data") or 1
+        n = array_length(k, "node_data") or 1
         ptrs = struct.unpack(f"<{n}Q", k.read(sym.address, 8 * n))
         return tuple((i, p) for i, p in enumerate(ptrs) if p)
     return ((0, k.address_of("contig_page_data")),)
@@ -425,7 +432,7 @@ def hstates(k: Kernel, active_only: bool = False) -> list[HugeState]:
     t = k.find_type("struct hstate")
     if sym is None or t is None:
         return []
-    n = _array_length(k, "hstates")
+    n = array_length(k, "hstates", "struct hstate")
     if active_only and _has(k, "hugetlb_max_hstate"):
         n = min(n, _i32(k, "hugetlb_max_hstate"))
     size = t.sizeof()
@@ -585,7 +592,7 @@ def _swapper_space_pages(k: Kernel) -> int:
     if nrpages is None:
         return 0
     total = 0
-    n = _array_length(k, "nr_swapper_spaces")
+    n = array_length(k, "nr_swapper_spaces", 4)
     if n and _has(k, "swapper_spaces"):
         banks = struct.unpack(f"<{n}I", k.read(k.address_of("nr_swapper_spaces"), 4 * n))
         spaces = struct.unpack(f"<{n}Q", k.read(k.address_of("swapper_spaces"), 8 * n))

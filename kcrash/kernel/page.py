@@ -153,12 +153,8 @@ def page_flag_names(k: Kernel) -> tuple[PageFlag, ...]:
     sym = k.symbols.lookup("pageflag_names")
     t = k.find_type("struct trace_print_flags")
     if sym is not None and t is not None:
-        try:
-            _, vtype = k.variable_type("pageflag_names")
-            n = vtype.strip().length or 0
-        except KcrashError:
-            n = 0
         size = t.sizeof()
+        n = (sym.size or 0) // size
         mask_off = t.member("mask")[1] // 8
         name_off = t.member("name")[1] // 8
         out = []
