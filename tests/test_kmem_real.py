@@ -99,6 +99,7 @@ def _address_commands(k) -> list[str]:
     table = task_table(k)
     init = next(t for t in table if t.pid == 1)
     cmds += [
+        f"kmem {init.stack + 0x100:x}",
         f"kmem {init.address + 0x100:x}",
         f"kmem {k.address_of('init_task'):x}",
         "kmem 1000000",
