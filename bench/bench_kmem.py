@@ -14,7 +14,6 @@ Targets (issue 10): kmem -i <= 0.1 s, kmem -s <= 0.5 s warm.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import statistics
 import sys
@@ -23,8 +22,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests" / "fixtures"))
 sys.path.insert(0, str(HERE))
-import locate  # noqa: E402
-from harness import crash_session, kcrash_times  # noqa: E402
+from harness import crash_session, fixture, kcrash_times  # noqa: E402
 
 COMMANDS = ["kmem -i", "kmem -s"]
 
@@ -52,14 +50,10 @@ def main() -> int:
     ap.add_argument("--crash-repeat", type=int, default=50)
     ap.add_argument("--dumps", nargs="*", default=["kdump-zlib.kdump", "qemu-kdump.zlib"])
     args = ap.parse_args()
-    d = locate.fixture_dir(args.kernel)
-    if d is None:
-        print(
-            f"no {args.kernel} fixtures; run tests/fixtures/build.py --kernel {args.kernel}", file=sys.stderr
-        )
+    found = fixture(args.kernel)
+    if found is None:
         return 1
-    manifest = json.loads((d / "manifest.json").read_text())
-    vmlinux = str(d / manifest["vmlinux"]["file"])
+    d, manifest, vmlinux = found
     binary = crash9()
     print(f"kernel {manifest.get('kernel_release')}; warm = median of {args.repeat}; crash 9.0.2 per command")
     print(f"{'dump':20} {'command':10} {'kc first':>9} {'kc warm':>9} {'crash9':>9}")

@@ -47,3 +47,21 @@ def crash_session(vmlinux: str, dump: str, lines: list[str], binary: str = "cras
         timeout=900,
     )
     return time.perf_counter() - start
+
+
+def fixture(kernel: str):
+    """(fixture dir, manifest, vmlinux path) of a kernel series, or None (with a hint on stderr) when its
+    fixtures are not built."""
+    import json
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"))
+    import locate
+
+    d = locate.fixture_dir(kernel)
+    if d is None:
+        print(f"no {kernel} fixtures; run tests/fixtures/build.py --kernel {kernel}", file=sys.stderr)
+        return None
+    manifest = json.loads((d / "manifest.json").read_text())
+    return d, manifest, str(d / manifest["vmlinux"]["file"])
