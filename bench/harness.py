@@ -36,14 +36,32 @@ def kcrash_times(vmlinux: str, dump: str, commands: list[str], repeat: int) -> d
     return results
 
 
-def crash_session(vmlinux: str, dump: str, lines: list[str]) -> float:
-    """Wall seconds of one `crash -s` session running `lines` and quitting."""
+def crash_session(vmlinux: str, dump: str, lines: list[str], binary: str = "crash") -> float:
+    """Wall seconds of one `crash -s` session running `lines` and quitting (`binary`: which crash)."""
     start = time.perf_counter()
     subprocess.run(
-        ["crash", "-s", vmlinux, dump],
+        [binary, "-s", vmlinux, dump],
         input="\n".join(lines + ["q"]) + "\n",
         capture_output=True,
         text=True,
         timeout=900,
     )
     return time.perf_counter() - start
+
+
+def fixture(kernel: str):
+    """(fixture dir, manifest, vmlinux path) of a kernel series, or None (with a hint on stderr) when its
+    fixtures are not built."""
+    import json
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"))
+    import locate
+
+    d = locate.fixture_dir(kernel)
+    if d is None:
+        print(f"no {kernel} fixtures; run tests/fixtures/build.py --kernel {kernel}", file=sys.stderr)
+        return None
+    manifest = json.loads((d / "manifest.json").read_text())
+    return d, manifest, str(d / manifest["vmlinux"]["file"])
