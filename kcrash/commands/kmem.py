@@ -540,9 +540,9 @@ def _nodes(ctx) -> None:
             ]
         for b in blocks:
             rng = f"{b.start:8x} - {b.end:8x}" if b.end is not None else _center(f"{b.start:x}", 19)
-            node = f"{_center(str(b.node), 4)}  " if b.node is not None else " "
+            node_col = f"{_center(str(b.node), 4)}  " if b.node is not None else " "
             name = _center(b.name, 12 if with_node else 10)
-            lines.append(f" {b.address:<16x} {name} {rng} {node}{b.state:<7} {b.start_section:<12d}")
+            lines.append(f" {b.address:<16x} {name} {rng} {node_col}{b.state:<7} {b.start_section:<12d}")
     ctx.write("\n".join(lines) + "\n")
 
 
@@ -755,9 +755,10 @@ def _slab_address(ctx, address: int, verbose: bool) -> bool:
         hit = sl.SlabHit(cache, sl.slab_info(k, head), None, sl.cpu_slabs(k, cache))
         verbose = True
     else:
-        hit = sl.find_slab_object(k, address)
-        if hit is None:
+        found_hit = sl.find_slab_object(k, address)
+        if found_hit is None:
             return False
+        hit = found_hit
     st = sl.cache_stats(k, hit.cache)
     info, objects = sl.slab_objects(k, hit.cache, hit.slab.slab, hit.cpus)
     shown = (
@@ -875,21 +876,21 @@ def _search(ctx, k, address: int, physical: bool) -> None:
         record = _with(record, vmap_area=area)
     else:
         try:
-            hit = sl.find_slab_object(k, vaddr)
+            slab_hit = sl.find_slab_object(k, vaddr)
         except (sl.SlabError, MemoryReadError):
-            hit = None
-        if hit is not None:
-            st = sl.cache_stats(k, hit.cache)
-            obj = hit.object
-            lines += [CACHE_HDR, _cache_line(st), SLAB_HDR, _slab_line(hit.slab), FREE_HDR]
+            slab_hit = None
+        if slab_hit is not None:
+            st = sl.cache_stats(k, slab_hit.cache)
+            obj = slab_hit.object
+            lines += [CACHE_HDR, _cache_line(st), SLAB_HDR, _slab_line(slab_hit.slab), FREE_HDR]
             if obj is not None:
                 lines.append(_object_line(obj))
             lines.append("")
             record = _with(
                 record,
-                cache=hit.cache.name,
-                cache_address=hit.cache.address,
-                slab=hit.slab.slab,
+                cache=slab_hit.cache.name,
+                cache_address=slab_hit.cache.address,
+                slab=slab_hit.slab.slab,
                 object=obj.address if obj else None,
                 object_free=obj.free if obj else None,
             )
@@ -917,15 +918,15 @@ def _search(ctx, k, address: int, physical: bool) -> None:
                 lines += [context_text(context_record(k, task)), ""]
                 record = _with(record, task=task.address)
     page = _page_of(k, address, physical)
-    info = None
+    pinfo = None
     if page is not None:
         try:
-            info = pg.page_info(k, page)
+            pinfo = pg.page_info(k, page)
         except MemoryReadError:
-            info = None
-    if info is not None:
-        lines += [PAGE_HDR, _page_line(info)]
-        record = _with(record, page=info)
+            pinfo = None
+    if pinfo is not None:
+        lines += [PAGE_HDR, _page_line(pinfo)]
+        record = _with(record, page=pinfo)
     else:
         kind = "physical" if physical or address < KVADDR_START else "kernel virtual"
         lines.append(f"{address:x}: {kind} address not found in mem map")

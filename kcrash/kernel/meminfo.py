@@ -104,7 +104,7 @@ def _i32(k: Kernel, name: str, default: int = 0) -> int:
     if sym is None:
         return default
     try:
-        return struct.unpack("<i", k.read(sym.address, 4))[0]
+        return int(struct.unpack("<i", k.read(sym.address, 4))[0])
     except MemoryReadError:
         return default
 
@@ -195,7 +195,7 @@ def vm_stat_value(k: Kernel, name: str) -> int | None:
     for symbol, _group, items in _vm_stat_layout(k):
         for item, index in items:
             if item == name:
-                return struct.unpack("<q", k.read(k.address_of(symbol) + 8 * index, 8))[0]
+                return int(struct.unpack("<q", k.read(k.address_of(symbol) + 8 * index, 8))[0])
     return None
 
 
@@ -621,7 +621,7 @@ def _committed(k: Kernel) -> int:
     sym = k.symbols.lookup("vm_committed_as")
     if sym is not None:
         off = _offset(k, "struct percpu_counter", "count") or 0
-        return max(struct.unpack("<q", k.read(sym.address + off, 8))[0], 0)
+        return int(max(struct.unpack("<q", k.read(sym.address + off, 8))[0], 0))
     return _i32(k, "vm_committed_space")
 
 

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import possible_cpus
@@ -183,9 +183,9 @@ def _layout(k: Kernel) -> _Layout:
     )
 
 
-def _sheaves_layout(k: Kernel, kc: Type, node: Type) -> dict:
+def _sheaves_layout(k: Kernel, kc: Type, node: Type) -> dict[str, Any]:
     """Offsets of the 6.18+ sheaves: kmem_cache.cpu_sheaves, per_node[] (7.1+), the barns' full sheaves."""
-    out: dict = {"node_barn": member_offset(node, "barn")}
+    out: dict[str, Any] = {"node_barn": member_offset(node, "barn")}
     per_node = kc.find_member("per_node")
     if per_node is not None:
         elem = per_node[0].type.strip().target
@@ -209,11 +209,11 @@ def _sheaves_layout(k: Kernel, kc: Type, node: Type) -> dict:
 
 
 def _u64(buf: bytes, off: int) -> int:
-    return struct.unpack_from("<Q", buf, off)[0]
+    return int(struct.unpack_from("<Q", buf, off)[0])
 
 
 def _u32(buf: bytes, off: int) -> int:
-    return struct.unpack_from("<I", buf, off)[0]
+    return int(struct.unpack_from("<I", buf, off)[0])
 
 
 def _bits(buf: bytes, where: tuple[int, int, int]) -> int:

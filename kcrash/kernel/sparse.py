@@ -91,7 +91,7 @@ def _enumerator(k: Kernel, name: str) -> int | None:
     if finder is not None:
         hit = finder(name)
         if hit is not None:
-            return hit[1]
+            return int(hit[1])
     return None
 
 
