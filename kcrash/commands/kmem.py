@@ -934,7 +934,7 @@ def _search(ctx, k, address: int, physical: bool) -> None:
         ctx.emit(record)
     else:
         ctx.write("\n".join(lines) + "\n")
-    if info is None and len(lines) == 1:
+    if pinfo is None and len(lines) == 1:
         raise CommandFailed()
 
 
