@@ -6,11 +6,12 @@ import bisect
 from dataclasses import dataclass
 
 from kcrash.commands import Argument, CommandFailed, KcrashError, Option, command
-from kcrash.commands.rd import Reader, current_task, eval_expression, parse_count, task_pgd
+from kcrash.commands.rd import Reader, current_task, eval_expression, parse_count
 from kcrash.commands.sym import line_text, not_found_lines, parse_hex, symbol_record
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import disasm
 from kcrash.kernel import modules as kmod
+from kcrash.kernel.pagetable import task_pgd
 from kcrash.records import hex_field
 
 HELP = """
