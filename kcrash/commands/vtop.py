@@ -350,8 +350,9 @@ def _translate_lines(k, rec: Vtop, tr: pt.Translation, user: bool) -> list[str]:
     return lines
 
 
-def vtop_one(k, vaddr: int, task, space: str, use_task_pgd: bool) -> Vtop:
-    """Translate one address and build crash's text for it."""
+def vtop_one(k, vaddr: int, task, space: str, use_task_pgd: bool, page_header_done: bool = False) -> Vtop:
+    """Translate one address and build crash's text for it (crash prints the page header once per
+    command: `page_header_done` leaves it out)."""
     rec = Vtop(vaddr=vaddr, space=space)
     lines: list[str] = []
     if space == "user":
@@ -392,7 +393,7 @@ def vtop_one(k, vaddr: int, task, space: str, use_task_pgd: bool) -> Vtop:
         info = _phys_page(k, rec.paddr)
         if info is not None:
             rec.page = info
-            lines += [page_header(k), page_line(k, info)]
+            lines += [page_line(k, info)] if page_header_done else [page_header(k), page_line(k, info)]
     rec.text = "\n".join(lines) + "\n"
     return rec
 
@@ -464,6 +465,7 @@ def vtop_command(ctx, args):
         task = tasks[0].object(k)
     else:
         task = current_task(ctx)
+    header_done = False
     for n, word in enumerate(args.address):
         vaddr = _address(word)
         if args.u:
@@ -479,9 +481,10 @@ def vtop_command(ctx, args):
         if n:
             ctx.print("")
         try:
-            rec = vtop_one(k, vaddr, task, space, use_task_pgd=args.context is not None)
+            rec = vtop_one(k, vaddr, task, space, args.context is not None, header_done)
         except MemoryReadError as e:
             raise KcrashError(f"page table not in the dump for address {vaddr:x}: {e}") from None
+        header_done = header_done or rec.page is not None
         ctx.emit(rec)
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAGE_SIZE",
+    "START_KERNEL_MAP",
     "Translation",
     "KernelLayout",
     "kernel_layout",
