@@ -36,11 +36,11 @@ def kcrash_times(vmlinux: str, dump: str, commands: list[str], repeat: int) -> d
     return results
 
 
-def crash_session(vmlinux: str, dump: str, lines: list[str]) -> float:
-    """Wall seconds of one `crash -s` session running `lines` and quitting."""
+def crash_session(vmlinux: str, dump: str, lines: list[str], binary: str = "crash") -> float:
+    """Wall seconds of one `crash -s` session running `lines` and quitting (`binary`: which crash)."""
     start = time.perf_counter()
     subprocess.run(
-        ["crash", "-s", vmlinux, dump],
+        [binary, "-s", vmlinux, dump],
         input="\n".join(lines + ["q"]) + "\n",
         capture_output=True,
         text=True,
