@@ -116,6 +116,35 @@ def test_search_like_crash9(series, dump):
 
 
 @pytest.mark.parametrize("series", CRASH9_SERIES)
+def test_search_json(series):
+    """JSON: one search_hit per match, the address and value as crash's line shows them."""
+    import io
+    import json
+
+    import conftest
+
+    from kcrash.shell.core import Shell
+
+    fs = fixture_set(series)
+    k = open_fixture_kernel(fs, "kdump-lzo.kdump")
+    run_command(k, "btop 0")  # loads conftest's command registry
+    task = panic_task(k)
+    for line in (
+        f"search -s {task.address:x} -l 0x2000 {task.address:x}",
+        "search -s linux_banner -l 0x40 -c Linux",
+    ):
+        text = kcrash(k, line).splitlines()
+        out = io.StringIO()
+        shell = Shell(k, registry=conftest._registry, stdout=out, stderr=io.StringIO())
+        shell.settings.output = "json"
+        shell.execute(line)
+        records = [json.loads(x) for x in out.getvalue().splitlines()]
+        assert [r["text"] for r in records] == text
+        assert all(r["record"] == "search_hit" and r["schema"] == 2 for r in records)
+        assert [r["address"] for r in records] == [f"0x{int(t.split(':')[0], 16):x}" for t in text]
+
+
+@pytest.mark.parametrize("series", CRASH9_SERIES)
 def test_swap_helper(series):
     """No fixture has swap: no swap device in use, as nr_swapfiles says."""
     fs = fixture_set(series)

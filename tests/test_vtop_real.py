@@ -96,6 +96,11 @@ def other_commands(k) -> list[str]:
         f"pte {tr.leaf.value:x}",
         f"pte {user.leaf.value:x}",
         "pte 0",
+        "pte 100",  # PROT_NONE, not present
+        "pte 7fffffffffe00",  # a swap entry, and no swap device: crash gives up half-way through
+        "ptov 1a000:a",  # a per-cpu offset on every CPU
+        "ptov 1a000:0 2000",
+        "ptov 1a000:",  # the context task's CPU
         f"btop {tr.paddr:x}",
         f"ptob {tr.paddr >> 12}",
         f"ptob {tr.paddr >> 12:#x}",

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands import Argument, KcrashError, Option, command
 from kcrash.commands.ps import center
 from kcrash.commands.rd import current_task
 from kcrash.commands.sym import parse_hex
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import pagetable as pt
+from kcrash.kernel.cpus import parse_cpu_spec
 from kcrash.kernel.page import PageInfo, is_page_ptr, page_info, page_layout, pfn_to_page
 from kcrash.kernel.swap import swap_file_name
-from kcrash.kernel.tasks import lookup_tasks
+from kcrash.kernel.tasks import lookup_tasks, task_cpu
 from kcrash.kernel.vma import Vma, find_vma
 from kcrash.records import hex_field
 
@@ -96,11 +97,18 @@ NAME
   ptov - physical to virtual
 
 SYNOPSIS
-  ptov address ...
+  ptov address | offset:cpuspec ...
 
 DESCRIPTION
   This command translates a hexadecimal physical address into a kernel virtual address (its address in
-  the kernel's direct map).
+  the kernel's direct map).  Alternatively, a hexadecimal per-cpu offset and cpu specifier will be
+  translated into the virtual addresses for each cpu specified.
+
+       address  a physical address
+  offset:cpuspec  a per-cpu offset with a CPU specifier:
+                    :       CPU of the currently selected task.
+                    :a[ll]  all CPUs.
+                    :#[-#][,...]  CPU list(s), e.g. "1,3,5", "1-3", or "1,3,5-7,10".
 
 EXAMPLES
   Translate physical address 1250000:
@@ -108,6 +116,14 @@ EXAMPLES
     kcrash> ptov 1250000
     VIRTUAL           PHYSICAL
     ffff8ba981250000  1250000
+
+  Translate the per-cpu offset 1a000 on every CPU:
+
+    kcrash> ptov 1a000:a
+    PER-CPU OFFSET: 1a000
+      CPU    VIRTUAL
+      [0]  ffff8c01bdc1a000
+      [1]  ffff8c01bdd1a000
 """
 
 PTE_HELP = """
@@ -212,6 +228,19 @@ class Ptov:
 
 
 @dataclass
+class PerCpuOffset:
+    """`ptov OFFSET:CPUSPEC`: the per-cpu offset's address on each CPU asked for."""
+
+    offset: int = hex_field()
+    cpus: list[int] = field(default_factory=list)
+    addresses: list[int] = hex_field(default_factory=list)
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
 class PteTranslation:
     pte: int = hex_field()
     paddr: int = hex_field()
@@ -238,6 +267,14 @@ class PageConversion:
 
 
 # --- text ----------------------------------------------------------------------------------------------
+
+
+class SwapLocationError(KcrashError):
+    """A swap entry whose device crash cannot name: crash has printed `partial` when it gives up."""
+
+    def __init__(self, partial: str) -> None:
+        super().__init__("cannot determine swap location")
+        self.partial = partial
 
 
 def _paddr_prlen(k) -> int:
@@ -274,7 +311,7 @@ def pte_lines(k, value: int) -> tuple[list[str], dict]:
         swp_type, offset = pt.swap_entry(value)
         device = swap_file_name(k, swp_type)
         if " " in device:  # crash splits "device  OFFSET: n" into three words, or gives up
-            raise KcrashError("cannot determine swap location")
+            raise SwapLocationError(f"{center('PTE', len1)}  ")
         len2 = max(len(device), len("SWAP"))
         len3 = max(len(str(offset)), len("OFFSET"))
         lines = [
@@ -318,11 +355,22 @@ def _walk_lines(rec: Vtop, tr: pt.Translation, user: bool) -> list[str]:
     return lines
 
 
-def _translate_lines(k, rec: Vtop, tr: pt.Translation, user: bool) -> list[str]:
+def _translate_lines(k, rec: Vtop, tr: pt.Translation, user: bool, out: list[str]) -> None:
+    """Append the walk and the PTE block to `out`; when crash gives up on a swap entry, what it printed up
+    to then goes with the error."""
     lines = _walk_lines(rec, tr, user)
+    try:
+        _leaf_lines(k, rec, tr, user, lines)
+    except SwapLocationError as e:
+        e.partial = "\n".join(out + lines) + "\n" + e.partial
+        raise
+    out += lines
+
+
+def _leaf_lines(k, rec: Vtop, tr: pt.Translation, user: bool, lines: list[str]) -> None:
     leaf = tr.leaf
     if leaf is None:
-        return lines
+        return
     walked_present = pt.pte_present(leaf.value, user=user and leaf.level in ("PMD", "PTE"))
     if walked_present and (leaf.level == "PTE" or leaf.value & 0x80):
         page = leaf.value & 0x000FFFFFFFFFF000
@@ -347,7 +395,6 @@ def _translate_lines(k, rec: Vtop, tr: pt.Translation, user: bool) -> list[str]:
         rec.pte_flags = facts.get("flags", [])
         rec.swap = facts.get("swap")
         rec.swap_offset = facts.get("swap_offset")
-    return lines
 
 
 def vtop_one(k, vaddr: int, task, space: str, use_task_pgd: bool, page_header_done: bool = False) -> Vtop:
@@ -366,7 +413,7 @@ def vtop_one(k, vaddr: int, task, space: str, use_task_pgd: bool, page_header_do
             return rec
         tr = pt.translate(k, vaddr, pt.task_pgd(k, task))
         _header(rec, tr, lines, UVADDR_PRLEN)
-        lines += _translate_lines(k, rec, tr, user=tr.user)
+        _translate_lines(k, rec, tr, tr.user, lines)
         lines.append("")
         _vma_lines(k, rec, vma, lines)
         if rec.paddr is None and rec.swap is not None:
@@ -387,7 +434,7 @@ def vtop_one(k, vaddr: int, task, space: str, use_task_pgd: bool, page_header_do
         rec.pgd = pt.kernel_pgd(k)
         tr = pt.translate(k, vaddr)
         _header(rec, tr, lines, UVADDR_PRLEN if use_task_pgd else VADDR_PRLEN)
-        lines += _translate_lines(k, rec, tr, user=False)
+        _translate_lines(k, rec, tr, False, lines)
     lines.append("")
     if rec.paddr is not None:
         info = _phys_page(k, rec.paddr)
@@ -484,6 +531,9 @@ def vtop_command(ctx, args):
             rec = vtop_one(k, vaddr, task, space, args.context is not None, header_done)
         except MemoryReadError as e:
             raise KcrashError(f"page table not in the dump for address {vaddr:x}: {e}") from None
+        except SwapLocationError as e:
+            ctx.write(e.partial)
+            raise KcrashError(str(e)) from None
         header_done = header_done or rec.page is not None
         ctx.emit(rec)
 
@@ -498,11 +548,32 @@ def ptov_command(ctx, args):
     k = ctx.kernel
     for n, word in enumerate(args.address):
         if ":" in word:
-            raise UsageError("per-cpu offsets (address:cpuspec) are not supported")
+            _per_cpu(ctx, word, n)
+            continue
         paddr = _address(word)
         vaddr = (k.translator.page_offset + paddr) & _MASK64
         text = f"{'VIRTUAL':<{VADDR_PRLEN}}  {'PHYSICAL':<{VADDR_PRLEN}}\n{vaddr:<{VADDR_PRLEN}x}  {paddr:<{VADDR_PRLEN}x}"
         ctx.emit(Ptov(paddr, vaddr, ("\n" if n else "") + text))
+
+
+def _per_cpu(ctx, word: str, n: int) -> None:
+    """`ptov OFFSET:CPUSPEC`: a per-cpu offset's address on each CPU of the spec (empty: the context's)."""
+    k = ctx.kernel
+    text, spec = word.split(":", 1)
+    offset = _address(text)
+    ncpus = k.nr_cpu_ids
+    cpus = [task_cpu(current_task(ctx))] if not spec else parse_cpu_spec(spec, ncpus)
+    width = len(f"[{ncpus - 1}]") + 2
+    lines = [
+        f"{'' if not n else chr(10)}PER-CPU OFFSET: {offset:x}",
+        f"  {'CPU':<{width}}  {'VIRTUAL':<{VADDR_PRLEN}}",
+    ]
+    addresses = []
+    for cpu in cpus:
+        vaddr = (offset + k.per_cpu_offsets[cpu]) & _MASK64
+        addresses.append(vaddr)
+        lines.append(f"  {f'[{cpu}]':<{width}}{vaddr:x}")
+    ctx.emit(PerCpuOffset(offset, cpus, addresses, "\n".join(lines)))
 
 
 @command(
@@ -515,7 +586,11 @@ def pte_command(ctx, args):
     k = ctx.kernel
     for word in args.contents:
         value = _address(word)
-        lines, facts = pte_lines(k, value)
+        try:
+            lines, facts = pte_lines(k, value)
+        except SwapLocationError as e:
+            ctx.write(e.partial)
+            raise KcrashError(str(e)) from None
         ctx.emit(
             PteTranslation(
                 pte=value,
