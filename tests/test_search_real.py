@@ -29,9 +29,10 @@ from conftest import REPO, fixture_set, open_fixture_kernel, run_command
 from oracles import crash9_outputs, drgn_eval
 from test_shell_e2e import Session
 
+from kcrash.errors import MemoryReadError
 from kcrash.kernel import pagetable as pt
 from kcrash.kernel.swap import swap_devices
-from kcrash.kernel.tasks import panic_task
+from kcrash.kernel.tasks import find_task, panic_task
 
 pytestmark = pytest.mark.fixture
 
@@ -66,7 +67,10 @@ def commands(k) -> tuple[list[str], list[str]]:
     task = panic_task(k)
     banner = k.address_of("linux_banner")
     (word,) = struct.unpack("<Q", k.read(banner, 8))
-    stack = int(task.member("stack"))
+    try:
+        stack = int(task.member("stack"))
+    except MemoryReadError:
+        stack = int(find_task(k, 1).member("stack"))  # the panic task_struct filtered out (a 6.12 kdump)
     paddr = pt.translate(k, banner).paddr & ~0xFFF
     direct = pt.kernel_layout(k).page_offset + pt.translate(k, banner).paddr  # the banner in the direct map
     in_text = [
@@ -107,6 +111,11 @@ def test_search_like_crash9(series, dump):
     in_text, other = commands(k)
     full = [FULL_SEARCH] if dump != "kdump.elf" or series == "6.1" else []
     expected = crash9_outputs(fs.vmlinux, fs.path(dump), in_text + other + full)
+    if not expected:
+        # crash cannot open this dump (6.12's kdump-lzo: it dies gathering the task table when the panic
+        # task's task_struct was filtered out): drgn is the oracle instead.
+        check_with_drgn(fs, dump)
+        return
     for cmd in in_text:
         assert kcrash(k, cmd) == once(expected[cmd]), cmd
     for cmd in other + full:
@@ -159,21 +168,29 @@ def test_search_against_drgn_sid():
     drgn, as what was searched for; the banner is among the string matches."""
     fs = fixture_set("sid")
     for dump in ("kdump.elf", "kdump-lzo.kdump"):
-        k = open_fixture_kernel(fs, dump)
-        lines = kcrash(k, FULL_SEARCH).splitlines()
-        addresses = [int(line.split(":")[0], 16) for line in lines]
-        assert k.address_of("linux_banner") in addresses
-        task = panic_task(k)
-        hits = kcrash(k, f"search -s {task.address:x} -l 0x2000 {task.address:x}").splitlines()
-        pointers = [int(line.split(":")[0], 16) for line in hits]
-        assert pointers
-        code = (
-            f"for a in {addresses!r}: print(prog.read(a, 13).decode('latin-1'))\n"
-            f"for a in {pointers!r}: print(hex(prog.read_u64(a)))\n"
-        )
-        out = drgn_eval(fs.vmlinux, fs.path(dump), code).splitlines()
-        assert out[: len(addresses)] == ["Linux version"] * len(addresses)
-        assert out[len(addresses) :] == [hex(task.address)] * len(pointers)
+        check_with_drgn(fs, dump)
+
+
+def check_with_drgn(fs, dump: str) -> None:
+    """Every match of a full string search and of a pointer search, read back through drgn."""
+    k = open_fixture_kernel(fs, dump)
+    lines = kcrash(k, FULL_SEARCH).splitlines()
+    addresses = [int(line.split(":")[0], 16) for line in lines]
+    assert k.address_of("linux_banner") in addresses
+    task = find_task(k, 1)  # (the panic task's task_struct may be filtered out)
+    hits = kcrash(k, f"search -s {task.address:x} -l 0x2000 {task.address:x}").splitlines()
+    pointers = [int(line.split(":")[0], 16) for line in hits]
+    assert pointers
+    # drgn reads the physical address kcrash translates each match to (the text map's low addresses,
+    # which crash and kcrash translate by arithmetic, have no page tables for drgn to walk).
+    physical = [pt.translate(k, a).paddr for a in addresses]
+    code = (
+        f"for a in {physical!r}: print(prog.read(a, 13, True).decode('latin-1'))\n"
+        f"for a in {pointers!r}: print(hex(prog.read_u64(a)))\n"
+    )
+    out = drgn_eval(fs.vmlinux, fs.path(dump), code).splitlines()
+    assert out[: len(addresses)] == ["Linux version"] * len(addresses)
+    assert out[len(addresses) :] == [hex(task.address)] * len(pointers)
 
 
 def test_search_stops_on_ctrl_c(fixtures61, tmp_path):

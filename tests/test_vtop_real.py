@@ -22,6 +22,7 @@ import pytest
 from conftest import fixture_set, open_fixture_kernel, run_command
 from oracles import crash9_outputs, drgn_eval
 
+from kcrash.errors import MemoryReadError
 from kcrash.kernel import modules as kmod
 from kcrash.kernel import pagetable as pt
 from kcrash.kernel.tasks import find_task, panic_task
@@ -61,7 +62,6 @@ def kernel_addresses(k) -> tuple[int, ...]:
     task = panic_task(k)
     chosen = [
         task.address,
-        int(task.member("stack")),
         k.address_of("schedule"),
         k.address_of("jiffies"),
         lay.vmemmap_start,
@@ -72,6 +72,10 @@ def kernel_addresses(k) -> tuple[int, ...]:
     below_text = pt.START_KERNEL_MAP + (1 << 20) - k.phys_base  # the text map's address of physical 1 MiB
     if below_text >= pt.START_KERNEL_MAP:
         chosen.append(below_text)
+    try:
+        chosen.append(int(task.member("stack")))  # vmalloc
+    except MemoryReadError:
+        pass  # the task_struct itself was filtered out of this dump (seen on a 6.12 kdump)
     mods = kmod.modules(k)
     if mods:
         chosen.append(mods[0].base)
@@ -123,6 +127,11 @@ def test_vtop_like_crash9(series, dump):
     k = open_fixture_kernel(fs, dump)
     commands = vtop_commands(k) + other_commands(k) + BAD_INPUT
     expected = crash9_outputs(fs.vmlinux, fs.path(dump), commands)
+    if not expected:
+        # crash cannot open this dump (6.12's kdump-lzo: it dies gathering the task table when the panic
+        # task's task_struct was filtered out): drgn is the oracle instead.
+        check_with_drgn(fs, dump)
+        return
     for cmd in commands:
         assert kcrash(k, cmd) == expected[cmd].rstrip("\n"), cmd
 
@@ -169,32 +178,37 @@ def test_vtop_against_drgn_sid():
     """Unstable's kernel: kcrash's physical address of every chosen address equals drgn's follow_phys()."""
     fs = fixture_set("sid")
     for dump in ("kdump.elf", "kdump-lzo.kdump"):
-        k = open_fixture_kernel(fs, dump)
-        kern = [a for a in kernel_addresses(k)]
-        user = list(user_addresses(k))
-        code = (
-            "from drgn.helpers.linux.mm import follow_phys\n"
-            "from drgn.helpers.linux.pid import find_task\n"
-            "mm1 = find_task(prog, 1).mm\n"
-            "def tr(mm, a):\n"
-            "    try:\n"
-            "        return hex(follow_phys(mm, a))\n"
-            "    except Exception:\n"
-            "        return 'none'\n"
-            f"for a in {kern!r}: print(tr(prog['init_mm'].address_of_(), a))\n"
-            f"for a in {user!r}: print(tr(mm1, a))\n"
-        )
-        expected = drgn_eval(fs.vmlinux, fs.path(dump), code).split()
-        init = find_task(k, 1)
-        got = [pt.translate(k, a).paddr for a in kern]
-        got += [pt.translate(k, a, pt.task_pgd(k, init)).paddr for a in user]
-        # drgn walks the page tables only: an unmapped text-map address has no translation there, while
-        # crash and kcrash give the text mapping's arithmetic one (judged: the walk is the truth).
-        for a, want, have in zip(kern + user, expected, got, strict=True):
-            walked = pt.translate(k, a) if a in kern else None
-            if walked is not None and walked.leaf is not None and want == "none":
-                assert walked.method == "kernel text" or walked.paddr is None, hex(a)
-                continue
-            assert want == (hex(have) if have is not None else "none"), hex(a)
-        out = kcrash(k, f"vtop -c 1 {user[0]:x}")
-        assert f"{user[0]:x}" in out and "PAGE:" in out and "VMA" in out
+        check_with_drgn(fs, dump)
+
+
+def check_with_drgn(fs, dump: str) -> None:
+    """kcrash's translations of the chosen kernel and user addresses against drgn's follow_phys()."""
+    k = open_fixture_kernel(fs, dump)
+    kern = list(kernel_addresses(k))
+    user = list(user_addresses(k))
+    code = (
+        "from drgn.helpers.linux.mm import follow_phys\n"
+        "from drgn.helpers.linux.pid import find_task\n"
+        "mm1 = find_task(prog, 1).mm\n"
+        "def tr(mm, a):\n"
+        "    try:\n"
+        "        return hex(follow_phys(mm, a))\n"
+        "    except Exception:\n"
+        "        return 'none'\n"
+        f"for a in {kern!r}: print(tr(prog['init_mm'].address_of_(), a))\n"
+        f"for a in {user!r}: print(tr(mm1, a))\n"
+    )
+    expected = drgn_eval(fs.vmlinux, fs.path(dump), code).split()
+    init = find_task(k, 1)
+    got = [pt.translate(k, a).paddr for a in kern]
+    got += [pt.translate(k, a, pt.task_pgd(k, init)).paddr for a in user]
+    # drgn walks the page tables only: an unmapped text-map address has no translation there, while
+    # crash and kcrash give the text mapping's arithmetic one (judged: the walk is the truth).
+    for a, want, have in zip(kern + user, expected, got, strict=True):
+        walked = pt.translate(k, a) if a in kern else None
+        if walked is not None and walked.leaf is not None and want == "none":
+            assert walked.method == "kernel text" or walked.paddr is None, hex(a)
+            continue
+        assert want == (hex(have) if have is not None else "none"), hex(a)
+    out = kcrash(k, f"vtop -c 1 {user[0]:x}")
+    assert f"{user[0]:x}" in out and "PAGE:" in out and "VMA" in out
