@@ -101,7 +101,7 @@ def excluded_page(k) -> int | None:
 def user_entry(k) -> int:
     """The entry point of the panic task's program (e_entry of the ELF header mapped at 0x400000), or
     0x401000 when that page is not in the dump."""
-    from kcrash.commands.rd import task_pgd
+    from kcrash.kernel.pagetable import task_pgd
     from kcrash.kernel.panic import panic_task
 
     try:

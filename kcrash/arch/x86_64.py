@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from kcrash.errors import FaultError, MemoryReadError, PageExcludedError, PageNotInDumpError
@@ -12,6 +12,7 @@ from kcrash.errors import FaultError, MemoryReadError, PageExcludedError, PageNo
 __all__ = [
     "START_KERNEL_MAP",
     "Registers",
+    "TableEntry",
     "Translator",
     "parse_prstatus",
     "parse_qemu_cpu_state",
@@ -25,10 +26,13 @@ DEFAULT_PAGE_OFFSET = 0xFFFF888000000000  # 4-level direct map without KASLR (4.
 DEFAULT_PAGE_OFFSET_L5 = 0xFF11000000000000
 _PRESENT = 1
 _PSE = 1 << 7
+_PROTNONE = 1 << 8  # _PAGE_GLOBAL's bit: PROT_NONE in a non-present user entry
 _ADDR_MASK = 0x000FFFFFFFFFF000  # bits 12..51
 _MASK_1G = 0x000FFFFFC0000000
 _MASK_2M = 0x000FFFFFFFE00000
 NT_PRSTATUS = 1
+_LEVELS_4 = (("PGD", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12))
+_LEVELS_5 = (("PGD", 48), ("P4D", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12))
 
 # user_regs_struct order, as pr_reg in NT_PRSTATUS holds it (and as struct pt_regs lays out the first 21).
 REGISTER_NAMES = (
@@ -86,6 +90,15 @@ def parse_qemu_cpu_state(desc: bytes) -> Registers | None:
     crs = struct.unpack_from("<5Q", desc, pos)
     control = {f"cr{i}": v for i, v in enumerate(crs)}
     return Registers(values, pid=None, source="QEMU", control=control)
+
+
+@dataclass(frozen=True, slots=True)
+class TableEntry:
+    """One page-table entry a walk read: its level (PGD, P4D, PUD, PMD, PTE), physical address, value."""
+
+    level: str
+    address: int
+    value: int
 
 
 class Translator:
@@ -150,38 +163,77 @@ class Translator:
             cache.popitem(last=False)
         return paddr
 
-    def _entry(self, table: int, index: int, vaddr: int) -> int:
+    def _entry(self, address: int, vaddr: int) -> int:
         try:
-            entry = int.from_bytes(self.read_phys(table + index * 8, 8), "little")
+            entry = int.from_bytes(self.read_phys(address, 8), "little")
         except MemoryReadError:
             raise FaultError(vaddr, "page table not in dump for kernel virtual address") from None
         return entry & ~self.sme_mask
 
     def walk(self, vaddr: int, root: int) -> int:
         """A full page-table walk; large (1 GiB / 2 MiB) pages honoured."""
+        _entries, paddr, _size = self.walk_trace(vaddr, root)
+        if paddr is None:
+            raise FaultError(vaddr)
+        return paddr
+
+    def walk_trace(
+        self, vaddr: int, root: int, user: bool = False
+    ) -> tuple[list[TableEntry], int | None, int]:
+        """Every entry a page-table walk of `vaddr` from `root` reads (PGD, P4D when 5-level, PUD, PMD,
+        PTE; stopping at a leaf or a non-present entry), the physical address (None when not mapped) and
+        the size of the page that maps it. `user` takes PROT_NONE PMDs and PTEs as present, as the
+        kernel does for a user address space."""
+        present = _PRESENT | _PROTNONE if user else _PRESENT
+        entries: list[TableEntry] = []
         table = root & _ADDR_MASK
-        if self.l5:
-            e = self._entry(table, (vaddr >> 48) & 511, vaddr)
-            if not e & _PRESENT:
-                raise FaultError(vaddr)
+        levels = _LEVELS_5 if self.l5 else _LEVELS_4
+        for name, shift in levels:
+            addr = table + ((vaddr >> shift) & 511) * 8
+            e = self._entry(addr, vaddr)
+            entries.append(TableEntry(name, addr, e))
+            if not e & (present if shift <= 21 else _PRESENT):
+                return entries, None, 1 << shift
+            if shift == 12:
+                return entries, (e & _ADDR_MASK) | (vaddr & (PAGE_SIZE - 1)), PAGE_SIZE
+            if shift in (30, 21) and e & _PSE:
+                size = 1 << shift
+                return entries, (e & _ADDR_MASK & ~(size - 1)) | (vaddr & (size - 1)), size
             table = e & _ADDR_MASK
-        e = self._entry(table, (vaddr >> 39) & 511, vaddr)  # PGD (P4D when 5-level)
-        if not e & _PRESENT:
-            raise FaultError(vaddr)
-        e = self._entry(e & _ADDR_MASK, (vaddr >> 30) & 511, vaddr)  # PUD
-        if not e & _PRESENT:
-            raise FaultError(vaddr)
-        if e & _PSE:
-            return (e & _MASK_1G) | (vaddr & ((1 << 30) - 1))
-        e = self._entry(e & _ADDR_MASK, (vaddr >> 21) & 511, vaddr)  # PMD
-        if not e & _PRESENT:
-            raise FaultError(vaddr)
-        if e & _PSE:
-            return (e & _MASK_2M) | (vaddr & ((1 << 21) - 1))
-        e = self._entry(e & _ADDR_MASK, (vaddr >> 12) & 511, vaddr)  # PTE
-        if not e & _PRESENT:
-            raise FaultError(vaddr)
-        return (e & _ADDR_MASK) | (vaddr & (PAGE_SIZE - 1))
+        raise AssertionError("a page-table walk ends at the PTE level")
+
+    def mapped(self, root: int, start: int, end: int, user: bool = False) -> Iterator[tuple[int, int, int]]:
+        """(vaddr, paddr, size) of every present leaf mapping in [start, end) (one half of the canonical
+        address space), in address order: whole page-table pages are read at once, and a non-present or
+        unreadable entry skips everything it would map."""
+        bits = 57 if self.l5 else 48
+        mask = (1 << bits) - 1
+        high = start & ~mask
+        top = 48 if self.l5 else 39
+        yield from self._mapped(root & _ADDR_MASK, top, 0, start & mask, ((end - 1) & mask) + 1, high, user)
+
+    def _mapped(
+        self, table: int, shift: int, base: int, start: int, end: int, high: int, user: bool
+    ) -> Iterator[tuple[int, int, int]]:
+        try:
+            entries = struct.unpack("<512Q", self.read_phys(table, PAGE_SIZE))
+        except MemoryReadError:
+            return
+        span = 1 << shift
+        present = _PRESENT | _PROTNONE if user and shift <= 21 else _PRESENT
+        sme = ~self.sme_mask
+        for index in range((start - base) >> shift, 512):
+            vaddr = base + index * span
+            if vaddr >= end:
+                return
+            e = entries[index] & sme
+            if not e & present:
+                continue
+            lo, hi = max(vaddr, start), min(vaddr + span, end)
+            if shift == 12 or (shift in (30, 21) and e & _PSE):
+                yield high | lo, (e & _ADDR_MASK & ~(span - 1)) + (lo - vaddr), hi - lo
+            else:
+                yield from self._mapped(e & _ADDR_MASK, shift - 9, vaddr, lo, hi, high, user)
 
     def read(self, vaddr: int, size: int, pgd_paddr: int | None = None) -> bytes:
         """Read `size` bytes at virtual `vaddr`, page by page (pages need not be contiguous)."""

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 from kcrash.arch import x86_64_att as att
 from kcrash.arch.x86_64 import START_KERNEL_MAP
 from kcrash.commands import Args, Argument, CommandFailed, Context, KcrashError, Option, command
-from kcrash.commands.rd import Reader, eval_expression, parse_count, task_pgd
+from kcrash.commands.rd import Reader, eval_expression, parse_count
 from kcrash.commands.sym import line_text, not_found_lines, parse_hex, symbol_record
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import disasm, module_debug
 from kcrash.kernel import modules as kmod
+from kcrash.kernel.pagetable import task_pgd
 from kcrash.records import hex_field
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageE
 from kcrash.commands.sym import not_found_lines, parse_hex
 from kcrash.errors import FaultError, MemoryReadError, PageExcludedError, PageNotInDumpError
 from kcrash.kernel import modules as kmod
+from kcrash.kernel.pagetable import is_vmalloc_addr, task_pgd
 from kcrash.records import hex_field
 
 HELP = """
@@ -97,11 +98,6 @@ _SPACE_NAMES = {
     "PHYSADDR": "physical address",
 }
 
-# x86_64 4-level defaults, for crash's "is this a vmalloc-type address" test (see Reader.message).
-_MODULES = (0xFFFFFFFFA0000000, 0xFFFFFFFFFF000000)
-_CPU_ENTRY_AREA = (0xFFFFFE0000000000, 0xFFFFFE8000000000)
-_FIXMAP = (0xFFFFFFFFFF000000, 0xFFFFFFFFFFFFFFFF + 1)
-
 
 @dataclass
 class MemoryLine:
@@ -170,20 +166,6 @@ def is_kvaddr(k, address: int) -> bool:
     return address >= k.translator.page_offset
 
 
-def task_pgd(k, task) -> int:
-    """Physical address of a task's page-table root (its mm's pgd; a kernel thread's active_mm)."""
-    mm = int(task.member("mm"))
-    if not mm:
-        try:
-            mm = int(task.member("active_mm"))
-        except (KcrashError, MemoryReadError):
-            mm = 0
-    if not mm:
-        raise KcrashError("the current context task has no user address space")
-    pgd = int(k.object_at("struct mm_struct", mm).member("pgd"))
-    return k.vtop(pgd)
-
-
 class Reader:
     """Reads one kind of address space, turning failures into crash's error lines."""
 
@@ -212,30 +194,12 @@ class Reader:
         elif isinstance(e, PageNotInDumpError):
             why = str(e).split(":", 1)[0]
             head = f"{missing if why == 'seek error' else why}: {space}: {address:x}"
-        elif isinstance(e, FaultError) and self.space == "KVADDR" and not _vmalloc_type(self.k, address):
+        elif isinstance(e, FaultError) and self.space == "KVADDR" and not is_vmalloc_addr(self.k, address):
             # crash translates such an address through the direct map and fails reading the result.
             head = f"{missing}: {space}: {address:x}"
         else:
             head = f"invalid {space}: {address:x}"
         return f'{head}  type: "{what}"'
-
-
-def _vmalloc_type(k, address: int) -> bool:
-    """crash's IS_VMALLOC_ADDR on x86_64: vmalloc, vmemmap, module, cpu-entry-area or fixmap space."""
-    ranges = [_MODULES, _CPU_ENTRY_AREA, _FIXMAP]
-    for name, default, size in (
-        ("vmalloc_base", 0xFFFFC90000000000, 32 << 40),
-        ("vmemmap_base", 0xFFFFEA0000000000, 1 << 40),
-    ):
-        sym = k.symbols.lookup(name)
-        base = default
-        if sym is not None:
-            try:
-                base = k.read_u64(sym.address)
-            except MemoryReadError:
-                pass
-        ranges.append((base, base + size))
-    return any(lo <= address < hi for lo, hi in ranges)
 
 
 # --- formatting ---------------------------------------------------------------------------------------

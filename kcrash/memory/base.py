@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from kcrash.errors import PageExcludedError, PageNotInDumpError
+from kcrash.errors import MemoryReadError, PageExcludedError, PageNotInDumpError
 
 from .source import ByteSource
 
@@ -189,6 +190,31 @@ class PhysicalMemory:
 
     def _not_in_dump(self, fault: int, why: str = "seek error") -> PageNotInDumpError:
         return PageNotInDumpError(fault, physical=True, why=why)
+
+    def read_chunks(self, start: int, end: int, chunk: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+        """(paddr, bytes) of the readable pages in [start, end) (page-aligned), in address order, in
+        pieces of at most `chunk` bytes; pages the dump lacks or excluded are left out (never zeroes),
+        and the page cache is neither used nor filled. For scanning memory in bulk (search)."""
+        shift, size = self._page_shift, self.page_size
+        for lo, hi in self.ranges():
+            lo, hi = max(lo, start) >> shift, (min(hi, end) + size - 1) >> shift
+            run_start = lo
+            parts: list[bytes] = []
+            for pfn in range(lo, hi):
+                try:
+                    page = self._load_page(pfn, pfn << shift)
+                except MemoryReadError:
+                    page = None
+                if page is None or len(parts) * size >= chunk:
+                    if parts:
+                        yield run_start << shift, b"".join(parts)
+                    parts, run_start = [], pfn + 1
+                    if page is None:
+                        continue
+                    run_start = pfn
+                parts.append(page)
+            if parts:
+                yield run_start << shift, b"".join(parts)
 
     # --- lifetime -------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
+from collections.abc import Iterator
 
 from kcrash.errors import DumpError
 
@@ -179,6 +180,31 @@ class ElfMemory(PhysicalMemory):
 
     def _load_page(self, pfn: int, fault: int) -> bytes | None:
         return self._read_pieces(pfn << self._page_shift, self.page_size)
+
+    def read_chunks(self, start: int, end: int, chunk: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+        mask = self._page_mask
+        start &= ~mask
+        end = (end + mask) & ~mask
+        i = max(bisect_right(self._starts, start) - 1, 0)
+        for lo, hi, kind, offset in zip(
+            self._starts[i:], self._ends[i:], self._kinds[i:], self._offsets[i:], strict=True
+        ):
+            if lo >= end:
+                return
+            a, b = max(lo, start), min(hi, end)
+            if a >= b or kind == _TRUNCATED:
+                continue
+            for pos in range(a, b, chunk):
+                n = min(chunk, b - pos)
+                if kind == _ZERO:
+                    yield pos, bytes(n)
+                    continue
+                data = self._source.pread(offset + pos - lo, n)
+                n = len(data) & ~mask
+                if n:
+                    yield pos, data[:n] if n < len(data) else data
+                if n < min(chunk, b - pos):
+                    break  # the file ends early
 
     def ranges(self) -> list[tuple[int, int]]:
         merged: list[tuple[int, int]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import struct
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from kcrash.errors import DumpError, MemoryReadError
 
@@ -267,6 +267,7 @@ class KdumpMemory(PhysicalMemory):
         self._max_pfn = min(max_mapnr, len(self._bitmap1) * 8)
         self._limit_pfn = min(self._max_pfn, self._end_pfn)
         self._prefix = array("Q", [0])
+        self._dumped: list[tuple[int, int]] | None = None
 
     # --- page look-up -----------------------------------------------------------------------------
 
@@ -298,14 +299,17 @@ class KdumpMemory(PhysicalMemory):
         offset, size, flags, _page_flags = PAGE_DESC.unpack(raw)
         if offset == 0 or size == 0:
             raise self._not_in_dump(fault, "page not written (incomplete dump)")
-        page_size = self.page_size
-        if size > page_size:
+        if size > self.page_size:
             raise MemoryReadError(
                 fault, True, f"corrupt page descriptor ({size}-byte page): physical address {fault:x}"
             )
         data = source.pread(offset, size)
         if len(data) < size:
             raise self._not_in_dump(fault, "page data beyond end of file (truncated dump)")
+        return self._decode(data, size, flags, fault)
+
+    def _decode(self, data: bytes, size: int, flags: int, fault: int) -> bytes:
+        page_size = self.page_size
         codec = flags & COMPRESSION_MASK
         if not codec:
             if size != page_size:
@@ -327,6 +331,59 @@ class KdumpMemory(PhysicalMemory):
                 f"corrupt {CODEC_NAMES[codec]} page ({len(page)} bytes): physical address {fault:x}",
             )
         return page
+
+    def read_chunks(self, start: int, end: int, chunk: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+        """Runs of dumped pages come from the bitmap; their descriptors are consecutive in the file, so a
+        run is read with one descriptor read and one data read per piece, then decoded page by page."""
+        shift, size = self._page_shift, self.page_size
+        lo_pfn = max(start >> shift, self._start_pfn)
+        hi_pfn = min((end + size - 1) >> shift, self._limit_pfn)
+        per = max(chunk >> shift, 1)
+        if self._dumped is None:
+            self._dumped = bitmap_runs(self._bitmap2, self._max_pfn)
+        for run_lo, run_hi in self._dumped:
+            a, b = max(run_lo, lo_pfn), min(run_hi, hi_pfn)
+            if a >= b:
+                continue
+            index = self._desc_index(a)
+            for first in range(a, b, per):
+                n = min(per, b - first)
+                yield from self._read_run(first, n, index)
+                index += n
+
+    def _read_run(self, first: int, n: int, index: int) -> Iterator[tuple[int, bytes]]:
+        source, shift = self._source, self._page_shift
+        raw = source.pread(self._desc_base + PAGE_DESC.size * index, PAGE_DESC.size * n)
+        descs = [PAGE_DESC.unpack_from(raw, i * PAGE_DESC.size) for i in range(len(raw) // PAGE_DESC.size)]
+        valid = [d for d in descs if d[0] and 0 < d[1] <= self.page_size]
+        lo = min((d[0] for d in valid), default=0)
+        hi = max((d[0] + d[1] for d in valid), default=0)
+        blob = source.pread(lo, hi - lo) if valid and hi - lo <= 4 * n * self.page_size else None
+        parts: list[bytes] = []
+        run_start = first
+        for i in range(n):
+            pfn = first + i
+            page = None
+            if i < len(descs):
+                offset, size, flags, _ = descs[i]
+                if offset and 0 < size <= self.page_size:
+                    data = (
+                        blob[offset - lo : offset - lo + size]
+                        if blob is not None
+                        else source.pread(offset, size)
+                    )
+                    try:
+                        page = self._decode(data, size, flags, pfn << shift) if len(data) == size else None
+                    except MemoryReadError:
+                        page = None
+            if page is None:
+                if parts:
+                    yield run_start << shift, b"".join(parts)
+                parts, run_start = [], pfn + 1
+                continue
+            parts.append(page)
+        if parts:
+            yield run_start << shift, b"".join(parts)
 
     def is_excluded(self, paddr: int) -> bool:
         pfn = paddr >> self._page_shift

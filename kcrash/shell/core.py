@@ -302,7 +302,8 @@ class Shell:
             self.error_line(name, f"unexpected error: {what} {DEBUG_HINT}")
 
     def _usage(self, spec: CommandSpec, message: str) -> None:
-        self.error_line(spec.name, message)
+        if message:  # crash prints the bare usage for a wrong combination of options
+            self.error_line(spec.name, message)
         synopsis = "\n  ".join(spec.synopsis().splitlines())  # continuation lines keep the help's indent
         self.stderr.write(f'Usage:\n  {synopsis}\nEnter "help {spec.name}" for details.\n')
         self.stderr.flush()
