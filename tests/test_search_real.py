@@ -32,8 +32,9 @@ from test_shell_e2e import Session
 
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import pagetable as pt
+from kcrash.kernel.panic import panic_task
 from kcrash.kernel.swap import swap_devices
-from kcrash.kernel.tasks import find_task, panic_task
+from kcrash.kernel.tasks import find_task
 
 pytestmark = pytest.mark.fixture
 

@@ -26,7 +26,8 @@ from oracles import crash9_outputs, drgn_eval
 from kcrash.errors import MemoryReadError
 from kcrash.kernel import modules as kmod
 from kcrash.kernel import pagetable as pt
-from kcrash.kernel.tasks import find_task, panic_task
+from kcrash.kernel.panic import panic_task
+from kcrash.kernel.tasks import find_task
 from kcrash.kernel.vma import mm_vmas
 
 pytestmark = pytest.mark.fixture
