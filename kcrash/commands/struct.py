@@ -80,7 +80,9 @@ def member_type_offset(t: Type, path: str) -> tuple[Type, int] | None:
     return t, offset
 
 
-def show_struct_spec(ctx, parsed: tuple[Type, str, str, str | None, list[str]], address: int, radix: int) -> None:
+def show_struct_spec(
+    ctx, parsed: tuple[Type, str, str, str | None, list[str]], address: int, radix: int
+) -> None:
     """`struct SPEC ADDRESS` as list -s and tree -s print it, from parse_struct_spec's answer."""
     t, kind, name, typedef, members = parsed
     _show_one(ctx, t, kind, name, typedef, members, address, radix, False)

@@ -15,6 +15,7 @@ from kcrash.debuginfo.types import Kind
 from kcrash.errors import MemoryReadError
 from kcrash.expr.errors import ExprError
 from kcrash.expr.session import expr_session
+from kcrash.kernel.modules import resolve_any
 from kcrash.kernel.walk import (
     BrentLoopError,
     WalkError,
@@ -162,8 +163,8 @@ def _show_members_fast(ctx, parsed, address: int, radix: int) -> None:
             except MemoryReadError:
                 line += '  ""'
         elif not is_char:
-            hit_sym = k.resolve(value) if value >= _KERNEL_SPACE else None
-            if hit_sym is not None and hit_sym[1] == 0 and hit_sym[0].type in ("t", "T"):
+            hit_sym = resolve_any(k, value) if value >= _KERNEL_SPACE else None
+            if hit_sym is not None and hit_sym[0].type in ("t", "T"):  # crash names any text address
                 line += f" <{hit_sym[0].name}>"
         ctx.write(line + "\n")
 
@@ -330,7 +331,7 @@ def list_command(ctx, args):
     except WalkError as e:
         raise _walk_failed(ctx, e) from None
     except MemoryReadError as e:
-        raise KcrashError(f"{e}  type: \"list entry\"") from None
+        raise KcrashError(f'{e}  type: "list entry"') from None
 
 
 # --- tree -----------------------------------------------------------------------------------------------
@@ -360,7 +361,11 @@ def _tree_type(ctx, word: str | None) -> str:
     summary="display radix tree, XArray, red-black tree or maple tree",
     options=[
         Option("-t", metavar="type", help='"radix", "rbtree", "xarray" or "maple" ("ra", "rb", "x", "m").'),
-        Option("-r", metavar="offset", help='offset of the root within the start structure: bytes or "struct.member".'),
+        Option(
+            "-r",
+            metavar="offset",
+            help='offset of the root within the start structure: bytes or "struct.member".',
+        ),
         Option("-o", metavar="offset", help="rbtrees: offset of the rb_node within its structure."),
         Option("-s", metavar="struct", multiple=True, help='print each entry as "struct[.member[,member]]".'),
         Option("-S", metavar="struct", multiple=True, help="as -s, members read straight from memory."),
@@ -466,4 +471,3 @@ def tree_command(ctx, args):
         raise _walk_failed(ctx, e) from None
     except MemoryReadError as e:
         raise KcrashError(str(e)) from None
-

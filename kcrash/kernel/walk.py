@@ -68,6 +68,13 @@ def _offset(kernel: Kernel, type_name: str, member: str) -> int:
 # --- linked lists ---------------------------------------------------------------------------------------
 
 
+def _first_link(kernel: Kernel, start: int, next_offset: int) -> int:
+    try:
+        return kernel.read_u64(start + next_offset)
+    except KcrashError:
+        raise WalkError(f"invalid list entry: {start:x}", start) from None
+
+
 def linked_walk(
     kernel: Kernel,
     start: int,
@@ -86,10 +93,7 @@ def linked_walk(
     WalkLoopError with its address.
     """
     read = kernel.read_u64
-    try:
-        first = read(start + next_offset)
-    except KcrashError:
-        raise WalkError(f"invalid list entry: {start:x}", start) from None
+    first = _first_link(kernel, start, next_offset)
     seen: set[int] = set()
     node = start
     count = 0
@@ -113,7 +117,9 @@ def linked_walk(
             return
 
 
-def list_for_each(kernel: Kernel, head: int, *, reverse: bool = False, limit: int = DEFAULT_LIMIT) -> Iterator[int]:
+def list_for_each(
+    kernel: Kernel, head: int, *, reverse: bool = False, limit: int = DEFAULT_LIMIT
+) -> Iterator[int]:
     """The list_head nodes on the list headed by the list_head at `head` (prev-wise with `reverse`)."""
     link = _offset(kernel, "struct list_head", "prev" if reverse else "next")
     start = kernel.read_u64(head + link)
@@ -155,10 +161,7 @@ def brent_walk(
     `list -B`) instead of a set of the links seen. A loop raises BrentLoopError once found, which is
     a few links after the walk first came back to a link it had yielded."""
     read = kernel.read_u64
-    try:
-        first = read(start + next_offset)
-    except KcrashError:
-        raise WalkError(f"invalid list entry: {start:x}", start) from None
+    first = _first_link(kernel, start, next_offset)
     tortoise, hare = start, first
     power, length = 2, 0
     node, count = start, 0
@@ -294,7 +297,6 @@ def xarray_walk(
     """The non-NULL entries of the XArray whose xa_head value is `head` (or, with `node_given`, of the
     subtree at the xa_node `head`), by index. A node met twice raises WalkLoopError."""
     layout = xarray_layout(kernel)
-    read = kernel.read_u64
     node = head & ~3 if (node_given or head & 3 == 2) else head
     if not (node_given or _xa_is_node(head)):
         if head:
@@ -408,7 +410,9 @@ def maple_walk(
 
     seen: set[int] = set()
     # (encoded node, min, max, path); children are pushed right to left so they come out in order
-    stack: list[tuple[int, int, int, str]] = [(root, 0, node_max(node_type(root)), "direct" if node_given else "root")]
+    stack: list[tuple[int, int, int, str]] = [
+        (root, 0, node_max(node_type(root)), "direct" if node_given else "root")
+    ]
     while stack:
         enode, low, high, path = stack.pop()
         addr = enode & ~0xFF & _MASK64
