@@ -311,3 +311,66 @@ def test_json_records():
     recs = [json.loads(line) for line in run(cmd, True).splitlines()]
     assert [f"{int(r['address'], 16):x}" for r in recs] == text[::2]
     assert [f"  index: {r['index']}  position: {r['position']}" for r in recs] == text[1::2]
+
+
+class _Rewritten:
+    """A Kernel whose 64-bit words at some addresses read as other values (in-process loops)."""
+
+    def __init__(self, kernel, words: dict[int, int]) -> None:
+        self._k, self._words = kernel, words
+        self.cache: dict = {}
+
+    def __getattr__(self, name):
+        return getattr(self._k, name)
+
+    def read_u64(self, address: int) -> int:
+        return self._words.get(address, self._k.read_u64(address))
+
+    def read(self, address: int, size: int) -> bytes:
+        data = bytearray(self._k.read(address, size))
+        for where, value in self._words.items():
+            if address <= where and where + 8 <= address + size:
+                data[where - address : where - address + 8] = value.to_bytes(8, "little")
+        return bytes(data)
+
+
+@pytest.mark.parametrize("series", ("5.10", "6.1", "6.12", "sid"))
+def test_hlist_and_chain_walkers(series):
+    """hlist_for_each and linked_walk (no list head) on real data, then with a loop rewritten in: the
+    walk raises WalkLoopError naming the node met twice, after yielding each node once."""
+    fs = fixture_set(series)
+    k = open_fixture_kernel(fs, DUMP)
+    # every PID's struct pid holds its task on the hlist tasks[PIDTYPE_PID]
+    task1 = next(t for t in for_each_task(k) if int(t.pid) == 1)
+    pid = task1.thread_pid if task1.type_.strip().find_member("thread_pid") else task1.pids[0].pid
+    head = pid.tasks[0].address
+    link = (
+        task1.pid_links[0].address
+        if task1.type_.strip().find_member("pid_links")
+        else task1.pids[0].node.address
+    )
+    assert list(walk.hlist_for_each(k, head)) == [link]
+    # a loop: the node's next points to itself
+    nxt = k.type("struct hlist_node").offsetof("next")
+    with pytest.raises(walk.WalkLoopError) as e:
+        list(walk.hlist_for_each(_Rewritten(k, {link + nxt: link}), head))
+    assert str(e.value) == f"duplicate list entry: {link:x}"
+    # a chain walked from a link, with no list head: the task list's links, ending back at the first
+    toff = k.type("struct task_struct").offsetof("tasks")
+    init = k.symbols.lookup("init_task").address
+    links = [init + toff, *walk.list_for_each(k, init + toff)]
+    assert list(walk.linked_walk(k, links[0])) == links
+    rewired = _Rewritten(k, {links[8]: links[3]})
+    seen = []
+    with pytest.raises(walk.WalkLoopError) as e:
+        for a in walk.linked_walk(rewired, links[0], circular=False):
+            seen.append(a)
+    assert seen == links[:9] and e.value.address == links[3]
+    # and bounded: a step limit ends even a walk that never repeats within it
+    with pytest.raises(walk.WalkLoopError, match="does not end after 4 entries"):
+        list(walk.linked_walk(k, links[0], limit=4))
+    # Brent's variant: same links, and the loop's length and distance
+    assert list(walk.brent_walk(k, links[0])) == links
+    with pytest.raises(walk.BrentLoopError) as b:
+        list(walk.brent_walk(rewired, links[0]))
+    assert (b.value.length, b.value.distance, b.value.address) == (6, 3, links[3])
