@@ -43,7 +43,7 @@ def find_aggregate(ctx, name: str, kinds: tuple[str, ...]) -> tuple[Type, str, s
     raise KcrashError(f"invalid data structure reference: {name}")
 
 
-def parse_struct_spec(ctx, spec: str) -> tuple[Type, str, str, str | None, list[str]]:
+def parse_struct_spec(ctx: Context, spec: str) -> tuple[Type, str, str, str | None, list[str]]:
     """A "struct[.member[,member]]" argument (of list -s, tree -s): (type, kind, name, typedef, members);
     an unknown structure or member is crash's "invalid data structure reference"."""
     name, dot, member_text = spec.partition(".")
@@ -81,7 +81,7 @@ def member_type_offset(t: Type, path: str) -> tuple[Type, int] | None:
 
 
 def show_struct_spec(
-    ctx, parsed: tuple[Type, str, str, str | None, list[str]], address: int, radix: int
+    ctx: Context, parsed: tuple[Type, str, str, str | None, list[str]], address: int, radix: int
 ) -> None:
     """`struct SPEC ADDRESS` as list -s and tree -s print it, from parse_struct_spec's answer."""
     t, kind, name, typedef, members = parsed

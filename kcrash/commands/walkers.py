@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command
 from kcrash.commands.struct import find_aggregate, member_type_offset, parse_struct_spec, show_struct_spec
 from kcrash.debuginfo.types import Kind
 from kcrash.errors import MemoryReadError
@@ -67,7 +67,7 @@ def _number(word: str) -> int:
         return int(word, 16)
 
 
-def _member_offset(ctx, spec: str) -> int | None:
+def _member_offset(ctx: Context, spec: str) -> int | None:
     """The byte offset of a "struct.member[.member]" argument, or None if it names no member."""
     name, dot, path = spec.partition(".")
     if not dot or not path:
@@ -80,7 +80,7 @@ def _member_offset(ctx, spec: str) -> int | None:
     return None if hit is None else hit[1]
 
 
-def _offset_option(ctx, value: str, option: str) -> int:
+def _offset_option(ctx: Context, value: str, option: str) -> int:
     """-o/-l/-O/-r/-o: a number of bytes or "struct.member"."""
     if _is_number(value) or re.fullmatch(r"\d+", value):
         return _number(value)
@@ -90,7 +90,7 @@ def _offset_option(ctx, value: str, option: str) -> int:
     return off
 
 
-def _eval_address(ctx, word: str) -> int | None:
+def _eval_address(ctx: Context, word: str) -> int | None:
     """A symbol's address, or an expression's kernel address; None if it is neither."""
     sym = ctx.kernel.symbols.lookup(word)
     if sym is not None:
@@ -109,20 +109,20 @@ def _eval_address(ctx, word: str) -> int | None:
     return result if result >= _KERNEL_SPACE else None
 
 
-def _radix(ctx, args) -> int:
+def _radix(ctx: Context, args: Args) -> int:
     if args.x and args.d:
         raise KcrashError("-d and -x are mutually exclusive")
     return 16 if args.x else 10 if args.d else ctx.settings.radix
 
 
-def _struct_specs(ctx, args) -> tuple[list, bool]:
+def _struct_specs(ctx: Context, args: Args) -> tuple[list, bool]:
     if args.s and args.S:
         raise KcrashError("-S and -s options are mutually exclusive")
     specs = args.s or args.S or []
     return [(spec, parse_struct_spec(ctx, spec)) for spec in specs], bool(args.S)
 
 
-def _show_structs(ctx, specs: list, raw: bool, address: int, radix: int) -> None:
+def _show_structs(ctx: Context, specs: list, raw: bool, address: int, radix: int) -> None:
     for _spec, parsed in specs:
         if raw and parsed[4]:
             _show_members_fast(ctx, parsed, address, radix)
@@ -130,7 +130,7 @@ def _show_structs(ctx, specs: list, raw: bool, address: int, radix: int) -> None
             show_struct_spec(ctx, parsed, address, radix)
 
 
-def _show_members_fast(ctx, parsed, address: int, radix: int) -> None:
+def _show_members_fast(ctx: Context, parsed, address: int, radix: int) -> None:
     """-S: members of up to 8 bytes read straight from memory (crash's print_value); others as -s."""
     t, kind, name, typedef, members = parsed
     k = ctx.kernel
@@ -169,7 +169,7 @@ def _show_members_fast(ctx, parsed, address: int, radix: int) -> None:
         ctx.write(line + "\n")
 
 
-def _walk_failed(ctx, e: KcrashError) -> KcrashError:
+def _walk_failed(ctx: Context, e: KcrashError) -> KcrashError:
     """crash puts a blank line before a broken walk's message: the output so far ends there."""
     if not ctx.json:
         ctx.write("\n")
@@ -229,7 +229,7 @@ def _walk_failed(ctx, e: KcrashError) -> KcrashError:
       kcrash> list task_struct.tasks -s task_struct.pid,comm -h init_task
     """,
 )
-def list_command(ctx, args):
+def list_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     radix = _radix(ctx, args)
     specs, raw = _struct_specs(ctx, args)
@@ -340,7 +340,7 @@ _TREE_TYPES = (("ra", "radix"), ("rb", "rbtree"), ("x", "xarray"), ("m", "maple"
 _TREE_NAMES = {"radix": "radix trees", "rbtree": "rbtrees", "xarray": "Xarrays", "maple": "maple trees"}
 
 
-def _tree_type(ctx, word: str | None) -> str:
+def _tree_type(ctx: Context, word: str | None) -> str:
     if word is None:
         return "rbtree"
     for prefix, name in _TREE_TYPES:
@@ -406,7 +406,7 @@ def _tree_type(ctx, word: str | None) -> str:
       kcrash> tree -t maple -r mm_struct.mm_mt ffff8ba981055b00 -x
     """,
 )
-def tree_command(ctx, args):
+def tree_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     kind = _tree_type(ctx, args.t)
     radix = _radix(ctx, args)
