@@ -16,7 +16,7 @@ from kcrash.expr.typeprint import ptype, type_name
 from kcrash.kernel.modules import lookup_module_symbol
 from kcrash.records import hex_field
 
-__all__ = ["find_aggregate", "StructRecord"]
+__all__ = ["find_aggregate", "StructRecord", "parse_struct_spec", "show_struct_spec", "member_type_offset"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,51 @@ def find_aggregate(ctx, name: str, kinds: tuple[str, ...]) -> tuple[Type, str, s
         if kind in kinds:
             return core, kind, name
     raise KcrashError(f"invalid data structure reference: {name}")
+
+
+def parse_struct_spec(ctx: Context, spec: str) -> tuple[Type, str, str, str | None, list[str]]:
+    """A "struct[.member[,member]]" argument (of list -s, tree -s): (type, kind, name, typedef, members);
+    an unknown structure or member is crash's "invalid data structure reference"."""
+    name, dot, member_text = spec.partition(".")
+    if dot and not member_text:
+        raise KcrashError(f"invalid data structure reference: {spec}")
+    t, kind, typedef = find_aggregate(ctx, name, ("struct", "union"))
+    members = [m for m in member_text.split(",") if m] if dot else []
+    for m in members:
+        if member_type_offset(t, m) is None:
+            raise KcrashError(f"invalid data structure reference: {name}.{m}")
+    return t, kind, name, typedef, members
+
+
+def member_type_offset(t: Type, path: str) -> tuple[Type, int] | None:
+    """The type and byte offset of "member.member[index]" inside `t`, or None if it names nothing."""
+    offset = 0
+    for part in path.split("."):
+        base, bracket, rest = part.partition("[")
+        hit = t.strip().find_member(base)
+        if hit is None:
+            return None
+        offset += hit[1] // 8
+        t = hit[0].type
+        if bracket:
+            arr = t.strip()
+            if arr.kind is not Kind.ARRAY or not rest.endswith("]"):
+                return None
+            try:
+                index = int(rest[:-1], 0)
+            except ValueError:
+                return None
+            t = arr.target
+            offset += index * t.sizeof()
+    return t, offset
+
+
+def show_struct_spec(
+    ctx: Context, parsed: tuple[Type, str, str, str | None, list[str]], address: int, radix: int
+) -> None:
+    """`struct SPEC ADDRESS` as list -s and tree -s print it, from parse_struct_spec's answer."""
+    t, kind, name, typedef, members = parsed
+    _show_one(ctx, t, kind, name, typedef, members, address, radix, False)
 
 
 def _address_of(ctx, word: str) -> int:
