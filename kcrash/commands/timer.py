@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from kcrash.commands import Option, command
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import cpu_count, parse_cpu_spec
+from kcrash.kernel.modules import resolve_any
 from kcrash.kernel.time import hz, uptime_jiffies
 from kcrash.kernel.timer import (
     TimerLoop,
@@ -70,6 +71,12 @@ def mkstring(s: str, size: int, how: str) -> str:
 def symstr(k, address: int) -> str:
     """crash's value_to_symstr(): "name" or "name+offset" (decimal), "" when nothing is there."""
     hit = k.resolve(address)
+    if hit is None or k.symbols.has_aliases(hit[0].address):
+        # crash's own table decides between names at one address, and holds the modules' symbols
+        try:
+            hit = resolve_any(k, address) or hit
+        except KcrashError:
+            pass
     if hit is None:
         return ""
     sym, off = hit
