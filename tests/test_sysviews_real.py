@@ -23,17 +23,26 @@ CRASH9 = ["5.10", "6.1", "6.12"]
 DUMPS = ["kdump.elf", "kdump-lzo-d23.kdump"]  # dumps crash 9.0.2 opens in every series
 
 
+def compare_with_crash9(series: str, dump: str, commands: list[str], marker: str, normalise=None) -> None:
+    """Each command's output equals crash 9.0.2's on the same dump (after `normalise(command, text)` where
+    crash's differences are documented); `marker` must be in crash's output of the first command."""
+    fs = fixture_set(series)
+    want = crash9_outputs(fs.vmlinux, fs.path(dump), commands)
+    k = open_fixture_kernel(fs, dump)
+    assert marker in want[commands[0]]
+    for line in commands:
+        out, err = run_command(k, line)
+        assert err == "", line
+        got, expected = out.rstrip("\n"), want[line].rstrip("\n")
+        if normalise is not None:
+            got, expected = normalise(line, got), normalise(line, expected)
+        assert got == expected, line
+
+
 @pytest.mark.parametrize("series", CRASH9)
 @pytest.mark.parametrize("dump", DUMPS)
 def test_runq_matches_crash9(series, dump):
-    fs = fixture_set(series)
-    want = crash9_outputs(fs.vmlinux, fs.path(dump), RUNQ_COMMANDS)
-    k = open_fixture_kernel(fs, dump)
-    assert "RUNQUEUE:" in want["runq"]
-    for line in RUNQ_COMMANDS:
-        out, err = run_command(k, line)
-        assert err == "", line
-        assert out.rstrip("\n") == want[line].rstrip("\n"), line
+    compare_with_crash9(series, dump, RUNQ_COMMANDS, "RUNQUEUE:")
 
 
 _DRGN_RUNQ = """
@@ -75,8 +84,11 @@ def run_json(kernel, line: str) -> list[dict]:
     return [json.loads(text) for text in out.getvalue().splitlines()]
 
 
-def _drgn_dump(fs) -> str:
-    return next(n for n, d in fs.dumps.items() if d["checks"]["drgn"]["status"] == "ok")
+def drgn_and_kernel(fs, code: str):
+    """(drgn's JSON answer to `code`, kcrash's Kernel) on the first dump of the set that drgn reads."""
+    name = next(n for n, d in fs.dumps.items() if d["checks"]["drgn"]["status"] == "ok")
+    extra = tuple(fs.dumps[name]["checks"]["drgn"].get("args", []))
+    return json.loads(drgn_eval(fs.vmlinux, fs.path(name), code, extra)), open_fixture_kernel(fs, name)
 
 
 @pytest.mark.parametrize("series", ["6.1", "6.12", "sid"])
@@ -84,10 +96,7 @@ def test_runq_records_match_drgn(series):
     """The run queues as JSON records against drgn's cpu_rq() walk: addresses, the current task, the CFS tree
     in order (no group scheduling below the root on these guests), the RT queues and the clocks."""
     fs = fixture_set(series)
-    name = _drgn_dump(fs)
-    extra = tuple(fs.dumps[name]["checks"]["drgn"].get("args", []))
-    want = json.loads(drgn_eval(fs.vmlinux, fs.path(name), _DRGN_RUNQ, extra))
-    k = open_fixture_kernel(fs, name)
+    want, k = drgn_and_kernel(fs, _DRGN_RUNQ)
     recs = run_json(k, "runq")
     assert len(recs) == len(want)
     for rec, (cpu, rq, curr_pid, cfs, rt, _clock) in zip(recs, want, strict=True):
@@ -190,10 +199,7 @@ def test_timer_records_match_drgn(series):
     """Every pending timer_list of every base against drgn's walk of the same vectors (the newest kernel's
     three bases included)."""
     fs = fixture_set(series)
-    name = _drgn_dump(fs)
-    extra = tuple(fs.dumps[name]["checks"]["drgn"].get("args", []))
-    want = json.loads(drgn_eval(fs.vmlinux, fs.path(name), _DRGN_TIMERS, extra))
-    k = open_fixture_kernel(fs, name)
+    want, k = drgn_and_kernel(fs, _DRGN_TIMERS)
     recs = run_json(k, "timer")
     names = sorted({r["base"] for r in recs})
     assert recs and names
@@ -211,14 +217,7 @@ IRQ_COMMANDS = ["irq", "irq -u", "irq -s", "irq -s -c 1", "irq -a", "irq -b", "i
 @pytest.mark.parametrize("dump", DUMPS)
 def test_irq_matches_crash9(series, dump):
     """The radix tree/xarray (5.10, 6.1) and the maple tree (6.12) of irq_descs."""
-    fs = fixture_set(series)
-    want = crash9_outputs(fs.vmlinux, fs.path(dump), IRQ_COMMANDS)
-    k = open_fixture_kernel(fs, dump)
-    assert "IRQ_DESC/_DATA" in want["irq"]
-    for line in IRQ_COMMANDS:
-        out, err = run_command(k, line)
-        assert err == "", line
-        assert out.rstrip("\n") == want[line].rstrip("\n"), line
+    compare_with_crash9(series, dump, IRQ_COMMANDS, "IRQ_DESC/_DATA")
 
 
 _DRGN_IRQS = """
@@ -242,10 +241,7 @@ def test_irq_records_match_drgn(series):
     """The IRQs in use (descriptor, action names, per-CPU counts, affinity) and the IDT against drgn's irq
     helpers (the maple tree `sparse_irqs` on both)."""
     fs = fixture_set(series)
-    name = _drgn_dump(fs)
-    extra = tuple(fs.dumps[name]["checks"]["drgn"].get("args", []))
-    want = json.loads(drgn_eval(fs.vmlinux, fs.path(name), _DRGN_IRQS, extra))
-    k = open_fixture_kernel(fs, name)
+    want, k = drgn_and_kernel(fs, _DRGN_IRQS)
     used = {r["irq"]: r for r in run_json(k, "irq -u") if r["actions"]}
     stats = {r["irq"]: r for r in run_json(k, "irq -s")}
     aff = {r["irq"]: r for r in run_json(k, "irq -a")}
@@ -267,23 +263,64 @@ SYSCALL_COMMANDS = ["sys -c", "sys -c 212", "sys -c mmap", "sys -c 0"]
 def test_sys_c_matches_crash9(series):
     """The system-call table: crash's names (its own choice between aliases, such as __do_sys_ni_syscall)
     and the first source line outside an included header, relative to the build directory."""
-    fs = fixture_set(series)
-    want = crash9_outputs(fs.vmlinux, fs.path("kdump.elf"), SYSCALL_COMMANDS)
-    k = open_fixture_kernel(fs, "kdump.elf")
-    assert "__x64_sys_read" in want["sys -c"]
-    for line in SYSCALL_COMMANDS:
-        out, err = run_command(k, line)
-        assert err == "", line
-        assert out.rstrip("\n") == want[line].rstrip("\n"), line
+    compare_with_crash9(series, "kdump.elf", SYSCALL_COMMANDS, "__x64_sys_read")
 
 
 def test_sys_c_records_sid(fixtures_sid):
     """The newest kernel: every entry has a handler named after the table drgn reads, and read is 0."""
     fs = fixtures_sid
-    name = _drgn_dump(fs)
-    extra = tuple(fs.dumps[name]["checks"]["drgn"].get("args", []))
     code = "import json; print(json.dumps([e.value_() for e in prog['sys_call_table']]))"
-    want = json.loads(drgn_eval(fs.vmlinux, fs.path(name), code, extra))
-    recs = run_json(open_fixture_kernel(fs, name), "sys -c")
+    want, k = drgn_and_kernel(fs, code)
+    recs = run_json(k, "sys -c")
     assert [int(r["address"], 16) for r in recs] == want
     assert recs[0]["name"].endswith("sys_read") and recs[0]["file"].endswith("fs/read_write.c")
+
+
+MACH_COMMANDS = ["mach -m", "mach -c"]
+
+
+def _without_anonymous_members(text: str) -> str:
+    """crash 9.0.2 prints cpuinfo_x86's anonymous union (x86_capability) as an empty "{ }"; kcrash prints
+    its members, as `struct cpuinfo_x86 ADDRESS` does in both: the union's inner lines are dropped."""
+    out, depth = [], 0
+    for line in text.splitlines():
+        if line == "  {":
+            depth = 1
+            out.append(line)
+            continue
+        if depth and line.startswith("  }"):
+            depth = 0
+        elif depth:
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("series", CRASH9)
+def test_mach_matches_crash9(series):
+    compare_with_crash9(
+        series,
+        "kdump.elf",
+        MACH_COMMANDS,
+        "E820_RAM",
+        lambda line, text: _without_anonymous_members(text) if line == "mach -c" else text,
+    )
+
+
+def test_mach_records_sid(fixtures_sid):
+    """The newest kernel: the e820 ranges and cpu_info addresses against drgn."""
+    fs = fixtures_sid
+    code = (
+        "import json\nfrom drgn.helpers.linux.percpu import per_cpu\n"
+        "from drgn.helpers.linux.cpumask import for_each_present_cpu\n"
+        "t = prog['e820_table']\n"
+        "print(json.dumps([[e.addr.value_(), e.size.value_(), e.type.value_()]"
+        " for e in t.entries[: t.nr_entries.value_()]] +"
+        " [[per_cpu(prog['cpu_info'], c).address_of_().value_() for c in for_each_present_cpu(prog)]]))"
+    )
+    want, k = drgn_and_kernel(fs, code)
+    mem = run_json(k, "mach -m")
+    assert [[int(r["start"], 16), int(r["end"], 16) - int(r["start"], 16), r["type"]] for r in mem] == want[
+        :-1
+    ]
+    assert [int(r["address"], 16) for r in run_json(k, "mach -c")] == want[-1]
