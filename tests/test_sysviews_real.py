@@ -110,11 +110,21 @@ def test_runq_records_match_drgn(series):
     assert clocks == [w[5] for w in want]
 
 
-def test_runq_bad_input(fixtures61):
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("runq -c 99", "runq: invalid cpu specification: 99"),
+        ("timer -C 9", "timer: invalid cpu specification: 9"),
+        ("irq abc", "irq: invalid IRQ value: abc"),
+        ("irq 99999", "irq: invalid IRQ value: 99999  ("),
+        ("mach", "mach: "),
+    ],
+)
+def test_bad_input_is_one_line(fixtures61, line, message):
     k = open_fixture_kernel(fixtures61, "kdump.elf")
-    out, err = run_command(k, "runq -c 99")
+    out, err = run_command(k, line)
     assert out == ""
-    assert err.count("\n") == 1 and "invalid cpu" in err
+    assert err.count("\n") == 1 and err.startswith(message)
 
 
 TIMER_COMMANDS = ["timer", "timer -r", "timer -C 1", "timer -r -C 0"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcrash.commands import Option, UsageError, command
+from kcrash.commands import Option, command
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.expr.session import expr_session
 from kcrash.kernel.cpus import cpu_count
@@ -83,7 +83,7 @@ def mach_command(ctx, args):
         elif args.c:
             _cpu_data(ctx, 16 if args.x else 10)
         else:
-            raise UsageError("only mach -m and mach -c are supported")
+            raise KcrashError("the machine summary is not available yet: use mach -m or mach -c")
     except MemoryReadError as e:
         raise KcrashError(str(e)) from None
 
