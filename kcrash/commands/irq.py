@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcrash.commands import Argument, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, Option, UsageError, command
 from kcrash.commands.timer import mkstring, symstr
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import cpu_count, parse_cpu_spec
@@ -20,6 +20,7 @@ from kcrash.kernel.irq import (
     softirq_actions,
 )
 from kcrash.kernel.loopwalk import WalkLoop
+from kcrash.program import Kernel
 from kcrash.records import hex_field
 
 __all__ = ["IrqRecord", "IrqStatRecord", "IrqAffinityRecord", "SoftirqRecord", "IdtRecord", "cpu_ranges"]
@@ -92,7 +93,9 @@ _DESC_W = max(16, len("IRQ_DESC/_DATA"))
 _ACTION_W = max(16, len("IRQACTION"))
 
 
-def _dump_lines(k, irq: int, descs: dict[int, int], in_use_only: bool) -> tuple[IrqRecord | None, list[str]]:
+def _dump_lines(
+    k: Kernel, irq: int, descs: dict[int, int], in_use_only: bool
+) -> tuple[IrqRecord | None, list[str]]:
     desc = descs.get(irq, 0)
     if not desc and in_use_only:
         return None, []
@@ -153,7 +156,7 @@ def _dump_lines(k, irq: int, descs: dict[int, int], in_use_only: bool) -> tuple[
       ...
     """,
 )
-def irq_command(ctx, args):
+def irq_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     try:
         if args.d:
@@ -175,7 +178,7 @@ def irq_command(ctx, args):
     _ = k
 
 
-def _dump(ctx, indices: list[str], in_use_only: bool) -> None:
+def _dump(ctx: Context, indices: list[str], in_use_only: bool) -> None:
     k = ctx.kernel
     count = nr_irqs(k)
     descs = irq_descs(k)
@@ -202,7 +205,7 @@ def _dump(ctx, indices: list[str], in_use_only: bool) -> None:
         ctx.write("\n".join(lines) + "\n")
 
 
-def _in_use(k) -> list[tuple[int, int, list]]:
+def _in_use(k: Kernel) -> list[tuple[int, int, list]]:
     descs = irq_descs(k)
     out = []
     for irq in range(nr_irqs(k)):
@@ -215,7 +218,7 @@ def _in_use(k) -> list[tuple[int, int, list]]:
     return out
 
 
-def _stats(ctx, spec: str | None) -> None:
+def _stats(ctx: Context, spec: str | None) -> None:
     k = ctx.kernel
     ncpus = cpu_count(k)[0]
     cpus = parse_cpu_spec(spec, ncpus) if spec is not None else list(range(ncpus))
@@ -240,7 +243,7 @@ def _stats(ctx, spec: str | None) -> None:
         ctx.write("\n".join(lines) + "\n")
 
 
-def _affinity(ctx) -> None:
+def _affinity(ctx: Context) -> None:
     k = ctx.kernel
     ncpus = cpu_count(k)[0]
     lines = ["IRQ NAME                 AFFINITY"]
@@ -255,7 +258,7 @@ def _affinity(ctx) -> None:
         ctx.write("\n".join(lines) + "\n")
 
 
-def _softirqs(ctx) -> None:
+def _softirqs(ctx: Context) -> None:
     k = ctx.kernel
     lines = [f"SOFTIRQ_VEC {mkstring('ACTION', 16, 'c')}"]
     for i, action in enumerate(softirq_actions(k)):
@@ -270,7 +273,7 @@ def _softirqs(ctx) -> None:
         ctx.write("\n".join(lines) + "\n")
 
 
-def _idt(ctx) -> None:
+def _idt(ctx: Context) -> None:
     k = ctx.kernel
     lines = []
     for i, handler in enumerate(idt_handlers(k)):

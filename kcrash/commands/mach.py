@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcrash.commands import Option, command
+from kcrash.commands import Args, Context, Option, command
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.expr.session import expr_session
 from kcrash.kernel.cpus import cpu_count
@@ -76,7 +76,7 @@ class CpuInfoRecord:
       ...
     """,
 )
-def mach_command(ctx, args):
+def mach_command(ctx: Context, args: Args) -> None:
     try:
         if args.m:
             _memmap(ctx)
@@ -88,7 +88,7 @@ def mach_command(ctx, args):
         raise KcrashError(str(e)) from None
 
 
-def _memmap(ctx) -> None:
+def _memmap(ctx: Context) -> None:
     lines = ["      PHYSICAL ADDRESS RANGE         TYPE"]
     for e in e820_map(ctx.kernel):
         rec = MemmapRecord(e.start, e.end, e.type, E820_NAMES.get(e.type, f"type {e.type}"))
@@ -99,7 +99,7 @@ def _memmap(ctx) -> None:
         ctx.write("\n".join(lines) + "\n")
 
 
-def _cpu_data(ctx, radix: int) -> None:
+def _cpu_data(ctx: Context, radix: int) -> None:
     k = ctx.kernel
     t = k.type("struct cpuinfo_x86")
     formatter = expr_session(ctx).formatter(None, radix)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcrash.commands import Option, command
+from kcrash.commands import Args, Context, Option, command
 from kcrash.commands._crashtext import format_nanoseconds
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import active_tasks, cpu_count, parse_cpu_spec
@@ -31,6 +31,7 @@ from kcrash.kernel.sched import (
     task_prio,
 )
 from kcrash.kernel.tasks import TaskInfo, task_table
+from kcrash.program import Kernel
 from kcrash.records import dec_field, hex_field
 
 __all__ = ["RunqTask", "RunqCpu", "RunqGroup", "RunqOnRq", "RunqTimestamp", "RunqLag"]
@@ -118,16 +119,16 @@ def _prio_line(t: RunqTask) -> str:
     return f"[{t.prio:3d}] " + _task_line(t) + (" [CURRENT]" if t.current else "")
 
 
-def _selected(ctx, spec: str | None) -> list[int]:
+def _selected(ctx: Context, spec: str | None) -> list[int]:
     ncpus = cpu_count(ctx.kernel)[0]
     return parse_cpu_spec(spec, ncpus) if spec is not None else list(range(ncpus))
 
 
-def _current_by_cpu(k) -> dict[int, int]:
+def _current_by_cpu(k: Kernel) -> dict[int, int]:
     return {cpu: address for address, cpu in active_tasks(k).items()}
 
 
-def _cfs_tasks(k, table, cfs_rq: int, seen: set[int], warnings: list[str]) -> list[RunqTask]:
+def _cfs_tasks(k: Kernel, table, cfs_rq: int, seen: set[int], warnings: list[str]) -> list[RunqTask]:
     """crash's dump_tasks_in_cfs_rq: the running group's queue first, then the tree, groups expanded."""
     out: list[RunqTask] = []
     curr = cfs_curr(k, cfs_rq)
@@ -149,7 +150,7 @@ def _cfs_tasks(k, table, cfs_rq: int, seen: set[int], warnings: list[str]) -> li
     return out
 
 
-def _rt_tasks(k, table, prio_array: int) -> list[RunqTask]:
+def _rt_tasks(k: Kernel, table, prio_array: int) -> list[RunqTask]:
     out: list[RunqTask] = []
     for ent in rt_queue(k, prio_array):
         if ent.my_q:
@@ -162,7 +163,7 @@ def _rt_tasks(k, table, prio_array: int) -> list[RunqTask]:
     return out
 
 
-def runq_cpus(ctx, cpus: list[int]) -> list[RunqCpu]:
+def runq_cpus(ctx: Context, cpus: list[int]) -> list[RunqCpu]:
     k = ctx.kernel
     table = task_table(k)
     current = _current_by_cpu(k)
@@ -296,7 +297,7 @@ class _GroupWalk:
         return total
 
 
-def _runq_groups(ctx, cpus: list[int]) -> None:
+def _runq_groups(ctx: Context, cpus: list[int]) -> None:
     k = ctx.kernel
     root, label = root_task_group(k)
     groups = task_groups(k)
@@ -326,14 +327,14 @@ def _runq_groups(ctx, cpus: list[int]) -> None:
             ctx.write("\n".join(lines) + "\n")
 
 
-def _rt_active_offset(k) -> int:
+def _rt_active_offset(k: Kernel) -> int:
     return k.type("struct rt_rq").offsetof("active")
 
 
 # --- -d, -t, -T, -m --------------------------------------------------------------------------------------
 
 
-def _runq_on_rq(ctx, cpus: list[int]) -> None:
+def _runq_on_rq(ctx: Context, cpus: list[int]) -> None:
     k = ctx.kernel
     table = task_table(k)
     for cpu in cpus:
@@ -350,7 +351,7 @@ def _runq_on_rq(ctx, cpus: list[int]) -> None:
         ctx.emit(rec, text="\n".join(lines))
 
 
-def _runq_timestamps(ctx, cpus: list[int]) -> None:
+def _runq_timestamps(ctx: Context, cpus: list[int]) -> None:
     k = ctx.kernel
     table = task_table(k)
     current = _current_by_cpu(k)
@@ -371,7 +372,7 @@ def _runq_timestamps(ctx, cpus: list[int]) -> None:
         ctx.emit(rec, text=text)
 
 
-def _runq_lag(ctx) -> None:
+def _runq_lag(ctx: Context) -> None:
     k = ctx.kernel
     ncpus = cpu_count(k)[0]
     clocks = sorted(((rq_clock(k, cpu), cpu) for cpu in range(ncpus)), key=lambda c: -c[0])
@@ -383,7 +384,7 @@ def _runq_lag(ctx) -> None:
         ctx.emit(rec, text=f"{pad}CPU {cpu}: {rec.lag:.2f} secs")
 
 
-def _runq_milliseconds(ctx, cpus: list[int]) -> None:
+def _runq_milliseconds(ctx: Context, cpus: list[int]) -> None:
     k = ctx.kernel
     table = task_table(k)
     current = _current_by_cpu(k)
@@ -466,7 +467,7 @@ def _runq_milliseconds(ctx, cpus: list[int]) -> None:
        CPU 1: [0 00:00:00.012]  PID: 110    TASK: ffff8ba981911800  COMMAND: "kc-crasher"
     """,
 )
-def runq_command(ctx, args):
+def runq_command(ctx: Context, args: Args) -> None:
     cpus = _selected(ctx, args.cpus)
     try:
         if args.t:

@@ -20,6 +20,7 @@ from kcrash.kernel.sysinfo import (
     taint_string,
     tainted_mask,
 )
+from kcrash.program import Kernel
 from kcrash.records import hex_field
 
 __all__ = ["SysInfo", "sys_record", "sys_lines", "banner_lines", "format_memory", "dmi_lines"]
@@ -140,7 +141,7 @@ def sys_lines(rec: SysInfo) -> list[str]:
     ]
 
 
-def banner_lines(k) -> list[str]:
+def banner_lines(k: Kernel) -> list[str]:
     """crash's start-up block: the `sys` lines, then the context of the task that panicked (names aligned
     to 12 columns like the `sys` block); KERNEL and DUMPFILE alone, with a warning, when the system
     information cannot be read."""
@@ -199,7 +200,7 @@ def syscall_line(entry: SyscallEntry, build_dir: str | None) -> str:
     return text
 
 
-def _syscalls(ctx, spec: str | None) -> None:
+def _syscalls(ctx: Context, spec: str | None) -> None:
     k = ctx.kernel
     build_dir = build_directory(k)
     if build_dir is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kcrash.commands import Option, command
+from kcrash.commands import Args, Context, Option, command
 from kcrash.errors import KcrashError, MemoryReadError
 from kcrash.kernel.cpus import cpu_count, parse_cpu_spec
 from kcrash.kernel.modules import resolve_any
@@ -20,6 +20,7 @@ from kcrash.kernel.timer import (
     timer_bases,
     wheel_timers,
 )
+from kcrash.program import Kernel
 from kcrash.records import dec_field, hex_field
 
 __all__ = ["TimerRecord", "HrtimerRecord", "mkstring", "symstr"]
@@ -68,7 +69,7 @@ def mkstring(s: str, size: int, how: str) -> str:
     return " " * left + s + " " * (extra - left)
 
 
-def symstr(k, address: int) -> str:
+def symstr(k: Kernel, address: int) -> str:
     """crash's value_to_symstr(): "name" or "name+offset" (decimal), "" when nothing is there."""
     hit = k.resolve(address)
     if hit is None or k.symbols.has_aliases(hit[0].address):
@@ -83,12 +84,12 @@ def symstr(k, address: int) -> str:
     return f"{sym.name}+{off}" if off else sym.name
 
 
-def _cpus(k, spec: str | None) -> list[int]:
+def _cpus(k: Kernel, spec: str | None) -> list[int]:
     ncpus = cpu_count(k)[0]
     return parse_cpu_spec(spec, ncpus) if spec is not None else list(range(ncpus))
 
 
-def _wheel(ctx, cpus: list[int]) -> None:
+def _wheel(ctx: Context, cpus: list[int]) -> None:
     k = ctx.kernel
     now = jiffies(k)
     flen = max(len(str(now)), len("JIFFIES"))
@@ -127,7 +128,7 @@ def _slong(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
-def _hrtimers(ctx, cpus: list[int]) -> None:
+def _hrtimers(ctx: Context, cpus: list[int]) -> None:
     k = ctx.kernel
     up = uptime_jiffies(k) or 0
     base_now = up * (1_000_000_000 // hz(k))
@@ -221,7 +222,7 @@ def _hrtimers(ctx, cpus: list[int]) -> None:
       ...
     """,
 )
-def timer_command(ctx, args):
+def timer_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     cpus = _cpus(k, args.cpus)
     try:
