@@ -9,6 +9,7 @@ from kcrash.commands._crashtext import ctime_tz, format_jiffies
 from kcrash.commands.task import context_lines, context_record
 from kcrash.errors import KcrashError
 from kcrash.kernel.panic import panic_task_info
+from kcrash.kernel.syscalls import SyscallEntry, build_directory, syscall_table
 from kcrash.kernel.sysinfo import (
     DumpFlags,
     SystemInfo,
@@ -19,6 +20,7 @@ from kcrash.kernel.sysinfo import (
     taint_string,
     tainted_mask,
 )
+from kcrash.program import Kernel
 from kcrash.records import hex_field
 
 __all__ = ["SysInfo", "sys_record", "sys_lines", "banner_lines", "format_memory", "dmi_lines"]
@@ -139,7 +141,7 @@ def sys_lines(rec: SysInfo) -> list[str]:
     ]
 
 
-def banner_lines(k) -> list[str]:
+def banner_lines(k: Kernel) -> list[str]:
     """crash's start-up block: the `sys` lines, then the context of the task that panicked (names aligned
     to 12 columns like the `sys` block); KERNEL and DUMPFILE alone, with a warning, when the system
     information cannot be read."""
@@ -177,6 +179,49 @@ class TaintRecord:
 
 
 @dataclass(frozen=True)
+class SyscallRecord:
+    """`sys -c`: one sys_call_table entry, its handler and where the handler is defined."""
+
+    number: int
+    address: int = hex_field()
+    name: str | None = None
+    file: str | None = None
+    line: int | None = None
+
+
+SYSCALL_HEADER = "NUM  SYSTEM CALL                FILE AND LINE NUMBER"
+
+
+def syscall_line(entry: SyscallEntry, build_dir: str | None) -> str:
+    """crash's `sys -c` line: the number, the handler, and its file relative to the build directory."""
+    text = f"{entry.number:3d}  {entry.name or '':<26} "
+    if entry.file is not None and build_dir and build_dir in entry.file:
+        text += ".." + entry.file[entry.file.index(build_dir) + len(build_dir) :] + f": {entry.line}"
+    return text
+
+
+def _syscalls(ctx: Context, spec: str | None) -> None:
+    k = ctx.kernel
+    build_dir = build_directory(k)
+    if build_dir is None:
+        ctx.warn("line numbers are not available")
+    entries = [e for e in syscall_table(k) if e.name is not None]
+    if spec is not None:
+        if spec.isdigit() or spec.lower().startswith("0x"):
+            number = int(spec, 0)
+            entries = [e for e in entries if e.number == number][:1]
+        else:
+            entries = [e for e in entries if spec in e.name]  # type: ignore[operator]
+        if not entries:
+            return
+    if ctx.json:
+        for e in entries:
+            ctx.emit(SyscallRecord(e.number, e.address, e.name, e.file, e.line))
+        return
+    ctx.write("\n".join([SYSCALL_HEADER] + [syscall_line(e, build_dir) for e in entries]) + "\n")
+
+
+@dataclass(frozen=True)
 class DmiRecord:
     """One `sys -i` line: a DMI field (dmi_field's enumerator name) and its string."""
 
@@ -190,6 +235,7 @@ class DmiRecord:
     options=[
         Option("-t", help="display kernel taint information."),
         Option("-i", help="display the DMI (SMBIOS) strings the kernel saved at boot."),
+        Option("-c", help="display the system call table, or the calls matching a name or number."),
     ],
     arguments=[
         Argument(
@@ -197,12 +243,12 @@ class DmiRecord:
             nargs="?",
             complete="none",
             metavar="config",
-            help='"config" to print the kernel configuration.',
+            help='"config" to print the kernel configuration; with -c, a system call name or number.',
         )
     ],
     help="""
     SYNOPSIS
-    sys [config] [-t] [-i]
+    sys [config] [-t] [-i] [-c [name|number]]
 
     DESCRIPTION
     This command displays system-specific data. If no arguments are entered,
@@ -216,6 +262,11 @@ class DmiRecord:
               exists, show its hexadecimal value and translate each bit set
               to the symbolic letter of the taint type.
           -i  Dump the DMI string data if available in the kernel.
+          -c  [name|number] If no name or number argument is entered, dump all
+              sys_call_table entries.  If a name string is entered, search the
+              table for all entries containing the string.  If a number is
+              entered, the table entry associated with that number will be
+              displayed.
 
     EXAMPLES
     Display essential system information:
@@ -250,6 +301,9 @@ class DmiRecord:
 )
 def sys_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
+    if args.c:
+        _syscalls(ctx, args.config)
+        return
     if args.t:
         rec = TaintRecord(tainted_mask(k), taint_string(k))
         ctx.emit(rec, text=f"TAINTED_MASK: {rec.mask:x}  {rec.flags}")
