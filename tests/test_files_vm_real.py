@@ -1,4 +1,4 @@
-"""`files` and `vm` on the real Debian dumps, against crash 9.0.2 (5.10, 6.1, 6.12) and drgn (the newest kernel,
+"""`files`, `vm` and `sig` on the real Debian dumps, against crash 9.0.2 (5.10, 6.1, 6.12) and drgn (the newest kernel,
 which crash 9.0.2 reads only with --kaslr and without modules).
 
 Every expected value comes from the oracle on the same dump: the addresses that `files -d`, `vm -P` and
@@ -156,16 +156,20 @@ print(json.dumps(out))
 """
 
 
-def test_vm_and_files_match_drgn_sid(fixtures_sid) -> None:
-    """The newest kernel (maple tree, 6.8+ mount rbtree): every user task's VMAs and open files as drgn sees
-    them on a dump drgn reads in full."""
-    fs = fixtures_sid
+def _drgn(fs, code: str):
+    """kcrash's Kernel and drgn's JSON answer on an unfiltered dump drgn reads in full."""
     name = next(
         n for n, d in fs.dumps.items() if d["checks"]["drgn"]["status"] == "ok" and d["dump_level"] == 0
     )
     extra = tuple(fs.dumps[name]["checks"]["drgn"].get("args", []))
-    theirs = json.loads(drgn_eval(fs.vmlinux, fs.path(name), DRGN_VIEW, extra))
-    k = open_fixture_kernel(fs, name)
+    return open_fixture_kernel(fs, name), json.loads(drgn_eval(fs.vmlinux, fs.path(name), code, extra))
+
+
+def test_vm_and_files_match_drgn_sid(fixtures_sid) -> None:
+    """The newest kernel (maple tree, 6.8+ mount rbtree): every user task's VMAs and open files as drgn sees
+    them on a dump drgn reads in full."""
+    fs = fixtures_sid
+    k, theirs = _drgn(fs, DRGN_VIEW)
     checked = 0
     for address, (pid, vmas, files) in theirs.items():
         if not vmas:
@@ -180,3 +184,47 @@ def test_vm_and_files_match_drgn_sid(fixtures_sid) -> None:
         assert [[int(r[0]), f"0x{r[1]}"] for r in rows] == files, pid
         checked += 1
     assert checked >= 5, "drgn found fewer than 5 user tasks"
+
+
+SIG_COMMANDS = ["sig", "sig 1", "sig 2", "sig -l", "sig -s 1234", "sig -s ffffffffffffffff", "sig -g 1"]
+
+
+def test_sig_and_marker_tasks_match_crash9(dump) -> None:
+    """sig in every form, and files/vm/sig of the fixture's marker tasks (a FIFO reader, a sleeper, a
+    spinner, the crasher), against crash 9.0.2."""
+    fs, name, k = dump
+    pids = fs.manifest["boots"][fs.dumps[name]["boot"]]["pids"]
+    commands = SIG_COMMANDS + [f"{c} {pid}" for pid in sorted(pids.values()) for c in ("files", "vm", "sig")]
+    theirs = crash9_outputs(fs.vmlinux, fs.path(name), commands)
+    assert theirs.get("sig 1"), "crash 9 printed nothing for sig 1"
+    for cmd in commands:
+        ours, err = run_command(k, cmd)
+        assert not err, (cmd, err)
+        assert ours.rstrip("\n") == theirs[cmd].rstrip("\n"), cmd
+
+
+DRGN_SIG = """
+import json
+from drgn.helpers.linux.pid import find_task
+t = find_task(prog, 1)
+acts = [[a.sa.sa_handler.value_(), a.sa.sa_mask.sig[0].value_(), a.sa.sa_flags.value_()]
+        for a in t.sighand.action]
+print(json.dumps({"actions": acts, "blocked": t.blocked.sig[0].value_(),
+                  "nr_threads": t.signal.nr_threads.value_(), "signal": hex(t.signal.value_())}))
+"""
+
+
+def test_sig_matches_drgn_sid(fixtures_sid) -> None:
+    """init's dispositions, blocked set and signal_struct on the newest kernel, as drgn reads them."""
+    fs = fixtures_sid
+    k, theirs = _drgn(fs, DRGN_SIG)
+    text, err = run_command(k, "sig 1")
+    assert not err, err
+    rows = re.findall(r"^ ?\[(\d+)\] [0-9a-f]+ +(\S+) ([0-9a-f]{16}) ([0-9a-f]+) ", text, re.M)
+    assert len(rows) == len(theirs["actions"]) == 64
+    names = {"SIG_DFL": 0, "SIG_IGN": 1}
+    for (signo, handler, mask, flags), (h, m, f) in zip(rows, theirs["actions"], strict=True):
+        assert (names[handler] if handler in names else int(handler, 16)) == h, signo
+        assert (int(mask, 16), int(flags, 16)) == (m, f), signo
+    assert f"   BLOCKED: {theirs['blocked']:016x}" in text
+    assert f"SIGNAL_STRUCT: {theirs['signal'][2:]}  NR_THREADS: {theirs['nr_threads']}" in text
