@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcrash.commands import Argument, KcrashError, Option, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, command
 from kcrash.commands._crashtext import task_header
 from kcrash.commands.ps import center
 from kcrash.commands.task import current_task_info
@@ -246,7 +246,7 @@ def _dentry(ctx, word: str) -> None:
           1 ffff8ba982528b00 ffff8ba9814173c0 ffff8ba9814510f8 REG  /proc/sysrq-trigger
     """,
 )
-def files_command(ctx, args):
+def files_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     if len(args.R) > 1:
         ctx.warn("only one -R option allowed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcrash.commands import Argument, KcrashError, Option, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, command
 from kcrash.commands._crashtext import task_header
 from kcrash.commands.ps import center
 from kcrash.commands.task import current_task_info
@@ -227,7 +227,7 @@ def _thread_group(ctx, task: TaskInfo) -> None:
       SIGQUIT SIGTRAP SIGABRT SIGUSR1 SIGPIPE
     """,
 )
-def sig_command(ctx, args):
+def sig_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     if args.s is not None:
         try:

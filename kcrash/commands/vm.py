@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcrash.commands import Argument, KcrashError, Option, UsageError, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command
 from kcrash.commands._crashtext import task_header
 from kcrash.commands.files import filename_component
 from kcrash.commands.ps import center
@@ -266,7 +266,7 @@ def _flush(ctx, rec: VmRecord, lines: list[str], final: bool = True) -> None:
       ffff8ba9bffcb8e8     400000     401000 8000071 /bin/busybox
     """,
 )
-def vm_command(ctx, args):
+def vm_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     if args.x and args.d:
         raise KcrashError("-d and -x are mutually exclusive")
