@@ -6,6 +6,12 @@ Every expected value comes from the oracle on the same dump: the addresses that 
 exits while gathering its task table on it about half of the time (rc 1, no output), which would make the
 oracle itself flaky; 6.12's kdump.elf and qemu-kdump.zlib cover the same kernel.
 
+Where crash 9.0.2 is wrong, kcrash does not copy it (neither case occurs on the fixtures, whose tasks have
+nothing queued and nothing in real_blocked): `sig`'s BLOCKED reads two words of a one-word sigset_t on 64-bit
+(task_blocked() ORs the next member, real_blocked, shifted left by 32), and its SIGQUEUE lists start at the
+list head as if it were an entry (sigqueue_list()), printing a bogus first line and, for the shared queue,
+the head again; kcrash prints blocked.sig[0] and walks the list from head->next to the head.
+
 drgn (sid): the VMAs of every user task (start, end, vm_flags, file path by d_path) must equal kcrash's
 `vm`, and the paths of each task's open files kcrash's `files`. crash's get_pathname() and the kernel's d_path()
 agree on the fixture guest's files (no deleted files, no mounts hidden by others).
