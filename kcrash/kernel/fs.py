@@ -27,6 +27,7 @@ __all__ = [
     "task_files",
     "mount_list",
     "dentry_info",
+    "mount_devname",
     "S_IFMT",
 ]
 
