@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kcrash.commands import Args, Argument, Context, KcrashError, Option, command
+from kcrash.commands import Args, Argument, Context, KcrashError, Option, UsageError, command
 from kcrash.commands._crashtext import task_header
 from kcrash.commands.ps import center
 from kcrash.commands.task import current_task_info
@@ -249,8 +249,7 @@ def _dentry(ctx, word: str) -> None:
 def files_command(ctx: Context, args: Args) -> None:
     k = ctx.kernel
     if len(args.R) > 1:
-        ctx.warn("only one -R option allowed")
-        raise KcrashError("Usage: files [-d dentry] | [-p inode] | [-c] [-R reference] [pid | taskp] ...")
+        raise UsageError("only one -R option allowed")
     if args.d is not None:
         _dentry(ctx, args.d)
         return

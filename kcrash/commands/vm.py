@@ -237,7 +237,7 @@ def _flush(ctx, rec: VmRecord, lines: list[str], final: bool = True) -> None:
     arguments=[Argument("task", nargs="*", complete="none", help="a pid or task address.")],
     help="""
     SYNOPSIS
-    vm [-p | -P vma | -M mm | -v | -m | -x | -d] [-R reference] [pid | task] ... [-f vm_flags]
+    vm [-p | -P vma | -v | -m | -x | -d] [-R reference] [pid | task] ... [-f vm_flags]
 
     DESCRIPTION
     This command displays basic virtual memory information of a context,
@@ -281,7 +281,7 @@ def vm_command(ctx: Context, args: Args) -> None:
     if len(modes) > 1 or len(args.R) > 1 or (args.R and modes and modes != ["p"]):
         if len(args.R) > 1:
             ctx.warn("only one -R option allowed")
-        raise UsageError("Usage: vm [-p | -P vma | -M mm | -v | -m | -x | -d] [-R reference] [pid | task]")
+        raise UsageError("-p, -P, -m, -v and -R (with anything but -p) are mutually exclusive")
     mode = modes[0] if modes else ""
     ref = _Ref(args.R[0]) if args.R else None
     single = 0
