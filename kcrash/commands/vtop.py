@@ -419,7 +419,7 @@ def vtop_one(k, vaddr: int, task, space: str, use_task_pgd: bool, page_header_do
             lines += ["", f"SWAP: {rec.swap}  OFFSET: {rec.swap_offset}"]
         elif rec.paddr is None:
             offset = _file_offset(vma, vaddr)
-            path = vma.path(k)
+            path = vma.path
             if path:
                 rec.vma_file, rec.file_offset = path, offset
                 lines += ["", f"FILE: {path}  OFFSET: {offset:x}"]
@@ -457,7 +457,7 @@ def _header(rec: Vtop, tr: pt.Translation, lines: list[str], width: int) -> None
 
 
 def _vma_lines(k, rec: Vtop, vma: Vma, lines: list[str]) -> None:
-    path = vma.path(k)
+    path = vma.path
     rec.vma, rec.vma_start, rec.vma_end, rec.vma_flags = vma.address, vma.start, vma.end, vma.flags
     rec.vma_file = path or None
     lines.append(
