@@ -175,9 +175,12 @@ def read_vma(k: Kernel, address: int) -> Vma:
     file = word(lay.vm_file)
     dentry = path = None
     if file:
-        dentry = k.read_u64(file + lay.f_dentry)
-        if dentry:
-            path = dentry_path(k, dentry, k.read_u64(file + lay.f_mnt))
+        try:  # the file's dentry may be missing from a filtered dump: the VMA itself still counts
+            dentry = k.read_u64(file + lay.f_dentry)
+            if dentry:
+                path = dentry_path(k, dentry, k.read_u64(file + lay.f_mnt))
+        except MemoryReadError:
+            path = None
     return Vma(
         address,
         word(lay.vm_start),
