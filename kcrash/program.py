@@ -307,17 +307,6 @@ class Kernel:
     def read_u64(self, address: int) -> int:
         return int.from_bytes(self.read(address, 8), "little")
 
-    def read_u64_variable(self, name: str, default: int = 0) -> int:
-        """The 64-bit variable `name`, or `default` when the kernel has no such symbol or the dump lacks its
-        page."""
-        sym = self.symbols.lookup(name)
-        if sym is None:
-            return default
-        try:
-            return self.read_u64(sym.address)
-        except MemoryReadError:
-            return default
-
     def read_cstring(self, address: int, limit: int = 4096) -> bytes:
         out = bytearray()
         while len(out) < limit:

@@ -90,7 +90,13 @@ def _has(k: Kernel, name: str) -> bool:
 
 
 def _u64(k: Kernel, name: str, default: int = 0) -> int:
-    return k.read_u64_variable(name, default)
+    sym = k.symbols.lookup(name)
+    if sym is None:
+        return default
+    try:
+        return k.read_u64(sym.address)
+    except MemoryReadError:
+        return default
 
 
 def _i32(k: Kernel, name: str, default: int = 0) -> int:

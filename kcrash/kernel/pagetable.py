@@ -120,7 +120,13 @@ class KernelLayout:
 
 
 def _read_variable(k: Kernel, name: str, default: int) -> int:
-    return k.read_u64_variable(name, default)
+    sym = k.symbols.lookup(name)
+    if sym is None:
+        return default
+    try:
+        return k.read_u64(sym.address)
+    except MemoryReadError:
+        return default
 
 
 @lru_cache(maxsize=8)
